@@ -60,9 +60,7 @@ _FIFO_CYCLES = 2
 
 def weights_layout(params: NCoreParams) -> data.StructLayout:
     """Payload of ``i_weights``: one column of a weight tile."""
-    return data.StructLayout(
-        {"data": data.ArrayLayout(params.lane_width, params.rows), "bank": 1}
-    )
+    return data.StructLayout({"data": data.ArrayLayout(params.lane_width, params.rows), "bank": 1})
 
 
 def acts_layout(params: NCoreParams, tag_width: int) -> data.StructLayout:
@@ -116,7 +114,8 @@ class TensorEngine(wiring.Component):
         self._params = params
         self._tag_width = tag_width
         self._array_latency = (
-            params.cols - 1
+            params.cols
+            - 1
             + (params.rows - 1) * params.pe_add_latency
             + params.pe_mul_latency
             + params.pe_add_latency
@@ -166,9 +165,7 @@ class TensorEngine(wiring.Component):
         m.submodules.fifo = fifo = SyncFIFOBuffered(width=rlayout.size, depth=self._fifo_depth)
 
         # ---- weight loader ------------------------------------------------------------
-        drain = Array(
-            Signal(range(self._drain_cycles + 1), name=f"drain{b}") for b in range(2)
-        )
+        drain = Array(Signal(range(self._drain_cycles + 1), name=f"drain{b}") for b in range(2))
         w_count = Signal(range(max(p.cols, 2)))  # columns of the current tile loaded so far
         w_bank = Signal()  # bank of the tile being loaded
         w_stage_valid = Signal()
@@ -176,7 +173,7 @@ class TensorEngine(wiring.Component):
         w_stage_data = Signal(data.ArrayLayout(p.lane_width, p.rows))
 
         w_pay = self.i_weights.payload
-        m.d.comb += self.i_weights.ready.eq(drain[w_pay.bank] == 0)
+        m.d.comb += self.i_weights.ready.eq(~drain[w_pay.bank].any())
         w_take = self.i_weights.valid & self.i_weights.ready
         m.d.sync += w_stage_valid.eq(w_take)
         with m.If(w_take):

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-from amsim import simulate
 
+from amsim import simulate
 from ncore.hw.pe import PE
 from ncore.params import NCoreParams
 

@@ -2,8 +2,8 @@
 """Skew and de-skew delay lines, in the Amaranth simulator."""
 
 import pytest
-from amsim import simulate
 
+from amsim import simulate
 from ncore.hw.skew import Deskew, Skew
 
 

@@ -3,8 +3,8 @@
 
 import numpy as np
 import pytest
-from amsim import simulate
 
+from amsim import simulate
 from ncore.golden import tensor_engine as golden
 from ncore.hw.tensor_engine import TensorEngine
 from ncore.params import NCoreParams
@@ -19,8 +19,13 @@ def run_engine(p, tiles, *, seed=0, stall=0.0, backpressure=0.0, tag_width=16):
     rng = np.random.default_rng(seed)
     dut = TensorEngine(p, tag_width=tag_width)
     n_rows = sum(len(x) for _, x in tiles)
-    log = {"w_taken": [None] * len(tiles), "a_done": [None] * len(tiles),
-           "a_cycle": [], "o_cycle": [], "results": []}
+    log = {
+        "w_taken": [None] * len(tiles),
+        "a_done": [None] * len(tiles),
+        "a_cycle": [],
+        "o_cycle": [],
+        "results": [],
+    }
     cycle = [0]
 
     async def clock(ctx):
@@ -55,8 +60,13 @@ def run_engine(p, tiles, *, seed=0, stall=0.0, backpressure=0.0, tag_width=16):
             while log["w_taken"][i] is None:  # program order: LOADW i has begun
                 await ctx.tick()
             for r in range(len(x)):
-                payload = {"data": [int(v) & 0xFF for v in x[r]], "bank": i % 2, "dtype": 0,
-                           "last": int(r == len(x) - 1), "tag": tag}
+                payload = {
+                    "data": [int(v) & 0xFF for v in x[r]],
+                    "bank": i % 2,
+                    "dtype": 0,
+                    "last": int(r == len(x) - 1),
+                    "tag": tag,
+                }
                 log["a_cycle"].append(await send(ctx, dut.i_acts, payload))
                 tag = (tag + 1) % (1 << tag_width)
             log["a_done"][i] = True
@@ -67,8 +77,11 @@ def run_engine(p, tiles, *, seed=0, stall=0.0, backpressure=0.0, tag_width=16):
                 ctx.set(dut.o_result.ready, 0)
                 await ctx.tick()
             ctx.set(dut.o_result.ready, 1)
-            _valid, payload = await ctx.tick().sample(
-                dut.o_result.valid, dut.o_result.payload).until(dut.o_result.valid)
+            _valid, payload = (
+                await ctx.tick()
+                .sample(dut.o_result.valid, dut.o_result.payload)
+                .until(dut.o_result.valid)
+            )
             log["o_cycle"].append(cycle[0] - 1)
             log["results"].append(payload)
         ctx.set(dut.o_result.ready, 0)
@@ -133,8 +146,9 @@ def test_random_stalls_and_backpressure(rows, cols, seed):
     rng = np.random.default_rng(seed)
     tiles = random_tiles(rng, p, rng.integers(1, 12, 5))
     _, log = run_engine(p, tiles, seed=seed, stall=0.3, backpressure=0.4)
-    np.testing.assert_array_equal(result_rows(log), expected_rows(tiles),
-                                  err_msg=f"rerun: pytest -k 'stalls and {seed}'")
+    np.testing.assert_array_equal(
+        result_rows(log), expected_rows(tiles), err_msg=f"rerun: pytest -k 'stalls and {seed}'"
+    )
     # Tags come back in order with their rows.
     assert [int(r.tag) for r in log["results"]] == list(range(len(log["results"])))
     lasts = [int(r.last) for r in log["results"]]

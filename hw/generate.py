@@ -1,0 +1,86 @@
+"""Verilog generation: one entry point for ``make verilog``, the benches and the CLI.
+
+Every generated design lands in its own folder under ``build/verilog/`` as
+``<top>.v`` plus ``params.json`` (the :class:`~ncore.params.NCoreParams` it was built from)
+and ``design.json`` (top name, tag width and other elaboration options). Generation is
+cached: a folder whose key (parameters, options, and the text of every ``hw/`` source)
+matches is reused.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+from pathlib import Path
+
+from amaranth.back import verilog
+
+from ..params import NCoreParams
+
+__all__ = ["TOPS", "build_top", "generate"]
+
+HW_DIR = Path(__file__).resolve().parent
+REPO = HW_DIR.parent
+BUILD = REPO / "build"
+
+
+def _tensor_engine(params: NCoreParams, **options):
+    from .tensor_engine import TensorEngine
+
+    return TensorEngine(params, **options)
+
+
+#: Tops that can be generated, by name.
+TOPS = {"tensor_engine": _tensor_engine}
+
+
+def build_top(top: str, params: NCoreParams, **options):
+    """Instantiate the named top-level component."""
+    if top not in TOPS:
+        raise ValueError(f"unknown top {top!r}; choose from {', '.join(sorted(TOPS))}")
+    return TOPS[top](params, **options)
+
+
+def _key(top: str, params: NCoreParams, options: dict) -> str:
+    h = hashlib.sha256()
+    h.update(top.encode())
+    h.update(params.to_json().encode())
+    h.update(json.dumps(options, sort_keys=True).encode())
+    for src in sorted(HW_DIR.glob("*.py")) + [REPO / "params.py"]:
+        h.update(src.name.encode())
+        h.update(src.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def generate(
+    params: NCoreParams,
+    top: str = "tensor_engine",
+    out_dir: str | Path | None = None,
+    **options,
+) -> Path:
+    """Write ``<top>.v``, ``params.json`` and ``design.json``; return the Verilog path.
+
+    ``out_dir`` defaults to ``build/verilog/<top>-<params.tag()>``.
+    """
+    out = Path(out_dir) if out_dir else BUILD / "verilog" / f"{top}-{params.tag()}"
+    out.mkdir(parents=True, exist_ok=True)
+    vfile = out / f"{top}.v"
+    key = _key(top, params, options)
+    with open(out / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test workers may ask for the same design
+        design_file = out / "design.json"
+        if vfile.exists() and design_file.exists():
+            if json.loads(design_file.read_text()).get("key") == key:
+                return vfile
+        component = build_top(top, params, **options)
+        text = verilog.convert(component, name=top, emit_src=False, strip_internal_attrs=True)
+        tmp = vfile.with_suffix(".v.tmp")
+        tmp.write_text(text)
+        tmp.replace(vfile)
+        (out / "params.json").write_text(params.to_json())
+        design = {"top": top, "options": options, "key": key}
+        if hasattr(component, "latency"):
+            design["latency"] = component.latency
+        design_file.write_text(json.dumps(design, indent=2, sort_keys=True) + "\n")
+    return vfile

