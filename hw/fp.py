@@ -127,12 +127,14 @@ class FPMul(wiring.Component):
         if isinstance(formats, str):
             formats = (formats,)
         formats = tuple(formats)
+        problem = None
         if not formats or any(f not in ("fp16", "bf16") for f in formats):
-            raise ValueError(
-                f"formats must be a non-empty subset of ('fp16', 'bf16'), not {formats!r}"
-            )
-        if len(set(formats)) != len(formats):
-            raise ValueError(f"formats lists a format twice: {formats!r}")
+            problem = f"formats must be a non-empty subset of ('fp16', 'bf16'), not {formats!r}"
+        elif len(set(formats)) != len(formats):
+            problem = f"formats lists a format twice: {formats!r}"
+        if problem:
+            self._MustUse__silence = True  # never built, so don't warn that it went unused
+            raise ValueError(problem)
         self._formats = tuple(f for f in ("fp16", "bf16") if f in formats)
         super().__init__()
 
