@@ -6,7 +6,11 @@ Numerics
     ``((0 + x[m,0]·w[0,n]) + x[m,1]·w[1,n]) + …`` — down the column, row 0 first.
 
     * ``int8``: exact products, int32 sum wrapping modulo 2³² (two's complement).
-    * ``fp16``/``bf16``: see :mod:`ncore.golden.fp` (issue #4).
+    * ``fp16``/``bf16``: inputs are uint16 bit patterns; each product is
+      :func:`ncore.golden.fp.fp_mul` (exact in fp32 for fp16; rounded to nearest even for
+      bf16 out of the fp32 range), the sum starts at +0.0 and adds one product per row with
+      :func:`ncore.golden.fp.fp32_add` (round to nearest even, canonical NaN). The result
+      is uint32 fp32 bit patterns.
 
 Cycles
     The engine accepts one row per cycle and offers its result ``latency(params)`` cycles
@@ -18,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..params import NCoreParams
+from .fp import fp32_add, fp_mul
 
 __all__ = ["latency", "matmul", "matmul_cycles", "sequence_cycles"]
 
@@ -37,6 +42,14 @@ def matmul(x: np.ndarray, w: np.ndarray, dtype: str = "int8") -> np.ndarray:
         # Every partial sum wraps modulo 2**32; wrapping once at the end is the same value.
         acc = x.astype(np.int64) @ w.astype(np.int64)
         return acc.astype(np.uint64).astype(np.uint32).view(np.int32)
+    if dtype in ("fp16", "bf16"):
+        if x.dtype != np.uint16 or w.dtype != np.uint16:
+            raise TypeError(f"{dtype} matmul takes uint16 bit patterns, not {x.dtype}, {w.dtype}")
+        acc = np.zeros((x.shape[0], w.shape[1]), dtype=np.uint32)  # +0.0
+        for k in range(x.shape[1]):  # down the column: row 0 first
+            prod = fp_mul(x[:, k, None], w[None, k, :], dtype)
+            acc = fp32_add(acc, prod)
+        return acc
     raise ValueError(f"unknown dtype {dtype!r}")
 
 

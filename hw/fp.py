@@ -8,6 +8,8 @@ All units are fully pipelined: they accept one operation every cycle, have no va
 signal (the pipeline registers run freely in the ``sync`` domain), and present the result of
 the operands applied at cycle *n* on ``result`` at cycle *n* + latency, where the latency is the
 unit's module constant (:data:`FPMUL_LATENCY`, …). ``result`` comes straight from a register.
+The registers have no reset (``reset_less``): nothing in them is state, and the results of the
+first *latency* cycles after power-up or reset are don't-care.
 
 Arithmetic is IEEE 754 round-to-nearest-even with subnormal inputs and outputs (no flush to
 zero). The only deviation is NaN: every NaN result is the one canonical quiet NaN of the
@@ -47,6 +49,20 @@ FP32_TO_FP16_LATENCY = 2
 _NAN32 = 0x7FC0_0000
 _INF32 = 0x7F80_0000
 
+# Zero tests are written ``~x.any()`` rather than ``x == 0``: the latter becomes ``!x`` in the
+# generated Verilog, which ``verilator -Wall`` reports as WIDTHTRUNC.
+
+
+def _output_register(m, port):
+    """Return a reset-less register that drives output ``port``; load it in ``m.d.sync``.
+
+    The pipelines carry no valid bit, so none of their registers needs a reset: the first
+    results after reset are don't-care until the pipeline has filled.
+    """
+    reg = Signal(len(port), name=f"{port.name}_reg", reset_less=True)
+    m.d.comb += port.eq(reg)
+    return reg
+
 
 class MulFormat(enum.Enum, shape=1):
     """Operand format of an :class:`FPMul` operation."""
@@ -68,9 +84,9 @@ def leading_zeros(value):
     if width == 0:
         raise ValueError("leading_zeros needs a value at least one bit wide")
     # first[n]: the most significant one has n zeros above it (n == width: value is zero).
-    first = [value[width - 1 - n] & (value[width - n :] == 0) for n in range(width)]
+    first = [value[width - 1 - n] & ~value[width - n :].any() for n in range(width)]
     first[0] = value[width - 1]
-    first.append(value == 0)
+    first.append(~value.any())
     count = []
     for k in range(width.bit_length()):
         terms = [first[n] for n in range(width + 1) if (n >> k) & 1]
@@ -180,75 +196,77 @@ class FPMul(wiring.Component):
             e_eff = Signal(8, name=f"{name}_exp_eff")
             frac_zero = Signal(name=f"{name}_frac_zero")
             m.d.comb += [
-                e_eff.eq(Mux(e == 0, 1, e)),
-                frac_zero.eq(sig[: W - 1] == 0),
+                e_eff.eq(Mux(e.any(), e, 1)),
+                frac_zero.eq(~sig[: W - 1].any()),
             ]
-            zero = (e == 0) & frac_zero
+            zero = ~e.any() & frac_zero
             return x[15], sig, e_eff, zero, emax & frac_zero, emax & ~frac_zero
 
         sa, siga, ea, za, ia, na = decode(self.a, "a")
         sb, sigb, eb, zb, ib, nb = decode(self.b, "b")
 
         # ---- stage 1: significand product, exponents, shift amounts, specials -------------
-        s1_prod = Signal(2 * W)
-        s1_sign = Signal()
-        s1_nan = Signal()
-        s1_inf = Signal()
-        s1_zero = Signal()
-        s1_lz = Signal(range(2 * W + 1))  # left shift that normalises the product
-        s1_exp_lo = Signal(8)  # biased exponent if the normalised product is in [1, 2)
-        s1_exp_hi = Signal(8)  # biased exponent if it is in [2, 4)
-        s1_ovf_lo = Signal()
-        s1_ovf_hi = Signal()
-        s1_denorm = Signal()  # result below 2**-126 or just on its edge: use the bf16 path
-        s1_dshift = Signal(6)  # left shift of the bf16 product into the subnormal window
+        s1_prod = Signal(2 * W, reset_less=True)
+        s1_sign = Signal(reset_less=True)
+        s1_nan = Signal(reset_less=True)
+        s1_inf = Signal(reset_less=True)
+        s1_zero = Signal(reset_less=True)
+        s1_lz = Signal(range(2 * W + 1), reset_less=True)  # normalising left shift
+        # Biased exponent of the product before normalisation, and that plus one. Subtracting
+        # s1_lz and the range checks wait for stage 2: in stage 1 they would chain three carry
+        # chains behind the leading-zero count (90 MHz instead of 120 on an ECP5-8).
+        s1_exp = Signal(signed(11), reset_less=True)
+        s1_exp_inc = Signal(signed(11), reset_less=True)
+        s1_dshift = Signal(6, reset_less=True)  # bf16 product's shift into the subnormal window
 
         nan = na | nb | (ia & zb) | (za & ib)
-        lz = leading_zeros(siga) + leading_zeros(sigb)
-        # Biased exponent of a product with normalised significand in [1, 2):
-        #   fp16: (ea - 15) + (eb - 15) - lz + 127;  bf16: (ea - 127) + (eb - 127) - lz + 127.
-        exp_lo = Signal(signed(11))
-        m.d.comb += exp_lo.eq(ea + eb - lz + Mux(is_bf16, -127, 97))
+        # fp16: (ea - 15) + (eb - 15) + 127;  bf16: (ea - 127) + (eb - 127) + 127.
+        bias = Mux(is_bf16, -127, 97)
         m.d.sync += [
             s1_prod.eq(siga * sigb),
             s1_sign.eq(sa ^ sb),
             s1_nan.eq(nan),
             s1_inf.eq((ia | ib) & ~nan),
             s1_zero.eq((za | zb) & ~nan),
-            s1_lz.eq(lz),
-            s1_exp_lo.eq(exp_lo),
-            s1_exp_hi.eq(exp_lo + 1),
+            s1_lz.eq(leading_zeros(siga) + leading_zeros(sigb)),
+            s1_exp.eq(ea + eb + bias),
+            s1_exp_inc.eq(ea + eb + bias + 1),
         ]
         if has_bf16:
-            # Only bf16 products reach the ends of the binary32 range.
             # With p the 16-bit bf16 significand product, the result in units of 2**-149 is
             # p * 2**t, t = (ea - 127) + (eb - 127) - 14 + 149 = ea + eb - 119. The window
             # below left-shifts p by t + 17, clamped at 0 (everything below then rounds to 0);
-            # t + 17 <= 39 whenever s1_denorm is set.
+            # t + 17 <= 39 whenever the denormal path is taken.
             dshift = Signal(signed(11))
             m.d.comb += dshift.eq(ea + eb - 102)
-            m.d.sync += [
-                s1_ovf_lo.eq(is_bf16 & (exp_lo >= 255)),
-                s1_ovf_hi.eq(is_bf16 & (exp_lo >= 254)),
-                s1_denorm.eq(is_bf16 & (exp_lo <= 0)),
-                s1_dshift.eq(Mux(dshift < 0, 0, dshift[:6])),
-            ]
+            m.d.sync += s1_dshift.eq(Mux(dshift < 0, 0, dshift[:6]))
 
         # ---- stage 2: normalise or denormalise, round, pack ------------------------------
         sign = s1_sign
         norm = Signal(2 * W)
         m.d.comb += norm.eq(s1_prod << s1_lz)
         top = norm[-1]
+        # Biased exponent of the result if the normalised product is in [1, 2) or [2, 4).
+        exp_lo = Signal(signed(11))
+        exp_hi = Signal(signed(11))
+        m.d.comb += [exp_lo.eq(s1_exp - s1_lz), exp_hi.eq(s1_exp_inc - s1_lz)]
         # Normal results are exact: the significand product has at most 22 bits.
         frac_hi = Cat(Const(0, 23 - (2 * W - 1)), norm[: 2 * W - 1])
         frac_lo = Cat(Const(0, 23 - (2 * W - 2)), norm[: 2 * W - 2])
-        normal = Cat(Mux(top, frac_hi, frac_lo), Mux(top, s1_exp_hi, s1_exp_lo), sign)
-
+        normal = Cat(Mux(top, frac_hi, frac_lo), Mux(top, exp_hi[:8], exp_lo[:8]), sign)
+        # Only bf16 products leave the normal binary32 range: fp16 ones have exponents in
+        # 79 … 157, so the checks below are false for them and need no format.
+        overflow = Const(0)
+        # Results below 2**-126, and those of exponent 1 with exp_lo == 0, go through the
+        # subnormal window, which is exact for the latter.
+        denormal = Const(0)
         if has_bf16:
+            overflow = Mux(top, exp_hi >= 255, exp_lo >= 255)
+            denormal = exp_lo <= 0
             p16 = s1_prod[2 * W - 16 :]
             window = Signal(41)
             m.d.comb += window.eq(p16 << s1_dshift)
-            trunc = window[17:41]  # < 2**24: the value is below 2**-125
+            trunc = window[17:41]  # < 2**24 on the denormal path: the value is < 2**-125
             guard = window[16]
             sticky = window[:16] != 0
             denorm = Signal(24)
@@ -257,18 +275,18 @@ class FPMul(wiring.Component):
         result = Signal(32)
         with m.If(s1_nan):
             m.d.comb += result.eq(_NAN32)
-        with m.Elif(s1_inf | Mux(top, s1_ovf_hi, s1_ovf_lo)):
-            m.d.comb += result.eq(Cat(Const(_INF32, 31), sign))
         with m.Elif(s1_zero):
             m.d.comb += result.eq(Cat(Const(0, 31), sign))
+        with m.Elif(s1_inf | overflow):
+            m.d.comb += result.eq(Cat(Const(_INF32, 31), sign))
         if has_bf16:
-            with m.Elif(s1_denorm):
+            with m.Elif(denormal):
                 # Binary32 bits of a value < 2**-125 are its count of 2**-149 units, so a
                 # rounding carry into bit 23 lands in the exponent field as it should.
                 m.d.comb += result.eq(Cat(denorm, Const(0, 7), sign))
         with m.Else():
             m.d.comb += result.eq(normal)
-        m.d.sync += self.result.eq(result)
+        m.d.sync += _output_register(m, self.result).eq(result)
         return m
 
 
@@ -308,8 +326,8 @@ class FPAdd(wiring.Component):
             e = x[23:31]
             sig = Signal(24, name=f"{name}_sig")
             e_eff = Signal(8, name=f"{name}_exp_eff")
-            m.d.comb += [sig.eq(Cat(x[:23], e != 0)), e_eff.eq(Mux(e == 0, 1, e))]
-            return sig, e_eff, e == 0xFF, x[:23] == 0
+            m.d.comb += [sig.eq(Cat(x[:23], e != 0)), e_eff.eq(Mux(e.any(), e, 1))]
+            return sig, e_eff, e.all(), ~x[:23].any()
 
         siga, ea, maxa, fza = unpack(a, "a")
         sigb, eb, maxb, fzb = unpack(b, "b")
@@ -325,22 +343,30 @@ class FPAdd(wiring.Component):
             # Both differences in parallel with the comparison, so only a mux follows it.
             dist.eq(Mux(a_big, ea - eb, eb - ea)),
         ]
-        far = dist >= 32
+        far = dist[5:] != 0  # >= 32: bit tests, not a comparator's carry chain
         # Aligned smaller significand, 3 bits below the larger one's LSB: guard, round, sticky.
         shifted = Signal(50)
         m.d.comb += shifted.eq(Cat(Const(0, 26), sig_small) >> dist[:5])
-        sticky_mask = Cat(dist > i + 2 for i in range(24))
+        # Bits of the smaller significand that fall below the round bit: the low dist - 2.
+        # A decoded table rather than 24 comparators keeps this off the carry chains.
+        sticky_mask = Signal(24)
+        with m.Switch(dist[:5]):
+            for d in range(32):
+                with m.Case(d):
+                    m.d.comb += sticky_mask.eq((1 << min(max(d - 2, 0), 24)) - 1)
+        with m.If(far):
+            m.d.comb += sticky_mask.eq(-1)
         sticky = (sig_small & sticky_mask) != 0
 
-        s1_sub = Signal()
-        s1_sign = Signal()
-        s1_exp = Signal(8)
-        s1_big = Signal(24)
-        s1_small = Signal(27)
-        s1_nan = Signal()
-        s1_inf = Signal()
-        s1_inf_sign = Signal()
-        s1_zero_sign = Signal()
+        s1_sub = Signal(reset_less=True)
+        s1_sign = Signal(reset_less=True)
+        s1_exp = Signal(8, reset_less=True)
+        s1_big = Signal(24, reset_less=True)
+        s1_small = Signal(27, reset_less=True)
+        s1_nan = Signal(reset_less=True)
+        s1_inf = Signal(reset_less=True)
+        s1_inf_sign = Signal(reset_less=True)
+        s1_zero_sign = Signal(reset_less=True)
         m.d.sync += [
             s1_sub.eq(a[31] ^ b[31]),
             s1_sign.eq(Mux(a_big, a[31], b[31])),
@@ -366,17 +392,17 @@ class FPAdd(wiring.Component):
             m.d.comb += limit.eq(Const(1 << 27, 28) >> s1_exp[:5])
         lz = leading_zeros(total | limit)
 
-        s2_total = Signal(28)
-        s2_lz = Signal(5)
-        s2_sign = Signal()
-        s2_exp = Signal(8)
-        s2_nan = Signal()
-        s2_inf = Signal()
-        s2_inf_sign = Signal()
+        s2_total = Signal(28, reset_less=True)
+        s2_lz = Signal(5, reset_less=True)
+        s2_sign = Signal(reset_less=True)
+        s2_exp = Signal(8, reset_less=True)
+        s2_nan = Signal(reset_less=True)
+        s2_inf = Signal(reset_less=True)
+        s2_inf_sign = Signal(reset_less=True)
         m.d.sync += [
             s2_total.eq(total),
             s2_lz.eq(lz),
-            s2_sign.eq(Mux(total == 0, s1_zero_sign, s1_sign)),
+            s2_sign.eq(Mux(total.any(), s1_sign, s1_zero_sign)),
             s2_exp.eq(s1_exp),
             s2_nan.eq(s1_nan),
             s2_inf.eq(s1_inf),
@@ -408,7 +434,7 @@ class FPAdd(wiring.Component):
             m.d.comb += result.eq(Cat(Const(_INF32, 31), s2_sign))
         with m.Else():
             m.d.comb += result.eq(Cat(packed, s2_sign))
-        m.d.sync += self.result.eq(result)
+        m.d.sync += _output_register(m, self.result).eq(result)
         return m
 
 
@@ -444,12 +470,13 @@ class FP32ToBF16(wiring.Component):
         # exponent, so the largest finite values round up to inf (0x7F80) on their own.
         rounded = Signal(15)
         m.d.comb += rounded.eq((mag + 0x7FFF + x[16])[16:31])
+        out = _output_register(m, self.result)
         with m.If(mag > _INF32):
-            m.d.sync += self.result.eq(0x7FC0)
+            m.d.sync += out.eq(0x7FC0)
         with m.Elif(self.saturate & (rounded == 0x7F80)):
-            m.d.sync += self.result.eq(Cat(Const(0x7F7F, 15), x[31]))
+            m.d.sync += out.eq(Cat(Const(0x7F7F, 15), x[31]))
         with m.Else():
-            m.d.sync += self.result.eq(Cat(rounded, x[31]))
+            m.d.sync += out.eq(Cat(rounded, x[31]))
         return m
 
 
@@ -485,21 +512,22 @@ class FP32ToFP16(wiring.Component):
         e, f = x[23:31], x[:23]
 
         # ---- stage 1: rebias (normal) or shift into the subnormal window -------------
-        s1_sign = Signal()
-        s1_sat = Signal()
-        s1_nan = Signal()
-        s1_ovf = Signal()  # |x| >= 2**16, or inf: inf before rounding
-        s1_normal = Signal()  # |x| >= 2**-14
-        s1_norm_trunc = Signal(15)
-        s1_norm_guard = Signal()
-        s1_norm_sticky = Signal()
-        s1_sub_window = Signal(36)
+        s1_sign = Signal(reset_less=True)
+        s1_sat = Signal(reset_less=True)
+        s1_nan = Signal(reset_less=True)
+        s1_ovf = Signal(reset_less=True)  # |x| >= 2**16, or inf: inf before rounding
+        s1_normal = Signal(reset_less=True)  # |x| >= 2**-14
+        s1_norm_trunc = Signal(15, reset_less=True)
+        s1_norm_guard = Signal(reset_less=True)
+        s1_norm_sticky = Signal(reset_less=True)
+        s1_sub_window = Signal(36, reset_less=True)
 
         # A value below 2**-14 has exponent field e <= 112 and is sig * 2**(e - 150) with
         # sig = 1.f as a 24-bit integer; in units of the fp16 subnormal step 2**-24 that is
         # sig >> (126 - e). The window holds sig * 2**(12 - shift), shift = 112 - e clamped to
         # 12, so its bits 26 and up are the truncated result, bit 25 the guard bit and the
-        # rest the sticky bits (below 2**-25 everything lands in the sticky bits).
+        # rest the sticky bits. (With e <= 100, |x| < 2**-26: all of sig lands in the sticky
+        # bits and the result rounds to zero.)
         shift = Signal(range(13))
         with m.If(e <= 100):
             m.d.comb += shift.eq(12)
@@ -525,10 +553,11 @@ class FP32ToFP16(wiring.Component):
         # 0x7BFF + 1 is inf.
         rounded = Signal(15)
         m.d.comb += rounded.eq(trunc + (guard & (sticky | trunc[0])))
+        out = _output_register(m, self.result)
         with m.If(s1_nan):
-            m.d.sync += self.result.eq(0x7E00)
+            m.d.sync += out.eq(0x7E00)
         with m.Elif(s1_ovf | (rounded == 0x7C00)):
-            m.d.sync += self.result.eq(Cat(Mux(s1_sat, 0x7BFF, 0x7C00), s1_sign))
+            m.d.sync += out.eq(Cat(Mux(s1_sat, 0x7BFF, 0x7C00), s1_sign))
         with m.Else():
-            m.d.sync += self.result.eq(Cat(rounded, s1_sign))
+            m.d.sync += out.eq(Cat(rounded, s1_sign))
         return m

@@ -15,9 +15,19 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..params import NCoreParams
+from ..params import DTYPE_CODE, NCoreParams
+from .fp import FPAdd, FPMul
 
 __all__ = ["PE", "act_lane_layout"]
+
+
+def _delay(m, value, cycles, name):
+    """``value`` delayed by ``cycles`` registers."""
+    for i in range(cycles):
+        reg = Signal.like(value, name=f"{name}_d{i}")
+        m.d.sync += reg.eq(value)
+        value = reg
+    return value
 
 
 def act_lane_layout(params: NCoreParams) -> data.StructLayout:
@@ -99,23 +109,39 @@ class PE(wiring.Component):
         m.d.sync += self.a_out.eq(self.a_in)
 
         weight = Mux(self.a_in.bank, w1, w0)
+        a = self.a_in.data
 
-        # Multiply stage(s): int8 × int8 exact in 16 bits.
+        # Multiply stage(s): int8 × int8 exact in 16 bits, padded to pe_mul_latency.
         prod = Signal(signed(16))
-        m.d.sync += prod.eq(self.a_in.data[:8].as_signed() * weight[:8].as_signed())
-        for i in range(p.pe_mul_latency - 1):
-            nxt = Signal(signed(16), name=f"prod_d{i}")
-            m.d.sync += nxt.eq(prod)
-            prod = nxt
+        m.d.sync += prod.eq(a[:8].as_signed() * weight[:8].as_signed())
+        prod = _delay(m, prod, p.pe_mul_latency - 1, "prod")
 
-        # Accumulate stage(s): int32 add wrapping modulo 2**32, then padding registers so
+        # Accumulate stage(s): int32 add wrapping modulo 2**32, padded to pe_add_latency so
         # every dtype has the same latency (one skew serves all).
         acc = Signal(signed(p.acc_width))
         m.d.sync += acc.eq(self.psum_in + prod)
-        for i in range(p.pe_add_latency - 1):
-            nxt = Signal(signed(p.acc_width), name=f"acc_d{i}")
-            m.d.sync += nxt.eq(acc)
-            acc = nxt
-        m.d.comb += self.psum_out.eq(acc)
+        acc = _delay(m, acc, p.pe_add_latency - 1, "acc")
 
+        if not p.has_fp:
+            m.d.comb += self.psum_out.eq(acc)
+            return m
+
+        # FP datapath: exact-in-fp32 product (FPMul), then the fp32 sum psum_in + product
+        # (FPAdd, round to nearest even). The partial sum from above is the adder's first
+        # operand, so the column sums in the documented order.
+        fmts = tuple(d for d in p.dtypes if d != "int8")
+        m.submodules.fpmul = fpmul = FPMul(formats=fmts)
+        m.submodules.fpadd = fpadd = FPAdd()
+        m.d.comb += [
+            fpmul.a.eq(a),
+            fpmul.b.eq(weight),
+            fpmul.fmt.eq(self.a_in.dtype == DTYPE_CODE["bf16"]),
+            fpadd.a.eq(self.psum_in),
+            fpadd.b.eq(fpmul.result),
+        ]
+        # The dtype travels with the operation to choose the result.
+        is_int = Signal()
+        m.d.comb += is_int.eq(self.a_in.dtype == DTYPE_CODE["int8"])
+        is_int = _delay(m, is_int, p.pe_mul_latency + p.pe_add_latency, "is_int")
+        m.d.comb += self.psum_out.eq(Mux(is_int, acc, fpadd.result))
         return m

@@ -143,18 +143,20 @@ class _Exact:
 
 # ---- stimulus ------------------------------------------------------------------------------
 
+# fmt: off
 SPECIALS32 = np.array(
     [0x0000_0000, 0x8000_0000, 0x7F80_0000, 0xFF80_0000, 0x7FC0_0000, 0xFFC0_0001, 0x7F80_0001,
      0x7FFF_FFFF, 0x0000_0001, 0x8000_0001, 0x007F_FFFF, 0x0080_0000, 0x7F7F_FFFF, 0xFF7F_FFFF,
      0x3F80_0000, 0xBF80_0000],
     dtype=np.uint32,
-)  # fmt: skip
+)
 SPECIALS16 = {
     "fp16": np.array([0x0000, 0x8000, 0x7C00, 0xFC00, 0x7E00, 0xFE01, 0x7C01, 0x0001, 0x83FF,
                       0x0400, 0x7BFF, 0xFBFF, 0x3C00, 0xBC00], dtype=np.uint16),
     "bf16": np.array([0x0000, 0x8000, 0x7F80, 0xFF80, 0x7FC0, 0xFFC1, 0x7F81, 0x0001, 0x807F,
                       0x0080, 0x7F7F, 0xFF7F, 0x3F80, 0xBF80], dtype=np.uint16),
-}  # fmt: skip
+}
+# fmt: on
 
 
 def _pack(sign, exp, frac, ebits, fbits):
@@ -174,11 +176,13 @@ def _sparse(rng, bits, n):
 
 
 def _mix(rng, n, parts):
-    """Concatenate ``parts`` ([(weight, make(k) -> arrays)]) to ``n`` vectors, shuffled."""
+    """Concatenate ``parts`` ([(weight, make(k) -> array or tuple of arrays)]) to ``n``
+    vectors in random order; returns a tuple of arrays."""
     weights = np.array([w for w, _ in parts], dtype=float)
     counts = np.floor(weights / weights.sum() * n).astype(int)
     counts[0] += n - counts.sum()
     chunks = [make(k) for k, (_, make) in zip(counts, parts, strict=True)]
+    chunks = [(c,) if isinstance(c, np.ndarray) else c for c in chunks]
     order = rng.permutation(n)
     return tuple(np.concatenate(cols)[order] for cols in zip(*chunks, strict=True))
 
@@ -208,10 +212,10 @@ def add_vectors(seed, n=N_RANDOM):
         return a, b & np.uint64(0xFFFF_FFFF)
 
     def with_special(k):
+        # One operand special, the other random bits or (30 %) special as well.
         a, b = u32(k), SPECIALS32[rng.integers(0, len(SPECIALS32), k)].astype(np.uint64)
+        a = np.where(rng.random(k) < 0.3, SPECIALS32[rng.integers(0, len(SPECIALS32), k)], a)
         swap = rng.random(k) < 0.5
-        both = rng.random(k) < 0.3
-        b = np.where(both, SPECIALS32[rng.integers(0, len(SPECIALS32), k)], b)
         return np.where(swap, b, a), np.where(swap, a, b)
 
     a, b = _mix(rng, n, [
@@ -257,12 +261,15 @@ def mul_vectors(seed, fmt, n=N_RANDOM):
         swap = rng.random(k) < 0.5
         return np.where(swap, b, a), np.where(swap, a, b)
 
+    def normal(k):
+        return num(k, rng.integers(1, emax + 1, k)), num(k, rng.integers(1, emax + 1, k))
+
     parts = [
         (40, lambda k: (u16(k), u16(k))),
         (15, subnormal),
         (10, with_special),
-        (15, lambda k: (num(k, rng.integers(1, emax + 1, k)), num(k, rng.integers(1, emax + 1, k)))),
-    ]  # fmt: skip
+        (15, normal),
+    ]
     if fmt == "bf16":
         parts += [
             (15, lambda k: exp_sum(k, 100, 130)),  # results around 2**-126 and below
@@ -285,8 +292,7 @@ def convert_vectors(seed, fmt, n=N_RANDOM):
         return rng.integers(0, 1 << 32, k, dtype=np.uint64)
 
     def in_range(k, lo=e_lo, hi=e_hi):
-        return _pack(rng.integers(0, 2, k), rng.integers(lo, hi + 1, k), _sparse(rng, 23, k),
-                     8, 23)
+        return _pack(rng.integers(0, 2, k), rng.integers(lo, hi + 1, k), _sparse(rng, 23, k), 8, 23)
 
     def ties(k):
         # Exact halfway cases for normal results and, for fp16, for subnormal results, whose
@@ -297,22 +303,19 @@ def convert_vectors(seed, fmt, n=N_RANDOM):
         cut = cut.astype(np.uint64)
         near = rng.integers(-1, 2, k).astype(np.uint64)  # just below, on, just above the tie
         low = (np.uint64(1) << (cut - np.uint64(1))) + near
-        return ((x >> cut) << cut) | (low & ((np.uint64(1) << cut) - np.uint64(1))),
+        return ((x >> cut) << cut) | (low & ((np.uint64(1) << cut) - np.uint64(1)))
 
     def near_max(k):
-        return (_pack(rng.integers(0, 2, k), np.full(k, e_max), rng.integers(
-            (1 << 23) - (1 << (drop + 2)), 1 << 23, k, dtype=np.uint64), 8, 23),)
-
-    def specials(k):
-        return (SPECIALS32[rng.integers(0, len(SPECIALS32), k)].astype(np.uint64),)
+        frac = rng.integers((1 << 23) - (1 << (drop + 2)), 1 << 23, k, dtype=np.uint64)
+        return _pack(rng.integers(0, 2, k), np.full(k, e_max), frac, 8, 23)
 
     (x,) = _mix(rng, n, [
-        (30, lambda k: (u32(k),)),
-        (30, lambda k: (in_range(k),)),
+        (30, u32),
+        (30, in_range),
         (20, ties),
         (10, near_max),
-        (5, lambda k: (in_range(k, 0, 2),)),
-        (5, specials),
+        (5, lambda k: in_range(k, 0, 2)),
+        (5, lambda k: SPECIALS32[rng.integers(0, len(SPECIALS32), k)].astype(np.uint64)),
     ])  # fmt: skip
     return x.astype(np.uint32), rng.random(n) < 0.5
 
@@ -376,10 +379,17 @@ def check_bits(got, expected, what, seed=None, rerun=None, **operands):
     bad = np.flatnonzero(got != expected)
     if bad.size == 0:
         return
-    lines = [f"{what}: {bad.size} of {got.size} results differ (seed={seed})"]
+
+    def hex_(v, i):
+        digits = 8 if v.max() > 0xFFFF else 4 if v.max() > 1 else 1
+        return f"0x{int(v[i]):0{digits}X}"
+
+    operands = {k: np.asarray(v) for k, v in operands.items()}
+    source = "directed vectors" if seed is None else f"seed={seed}"
+    lines = [f"{what}: {bad.size} of {got.size} results differ ({source})"]
     for i in bad[:10]:
-        ops = " ".join(f"{k}=0x{int(np.asarray(v)[i]):X}" for k, v in operands.items())
-        lines.append(f"  [{i}] {ops}: got 0x{int(got[i]):X}, expected 0x{int(expected[i]):X}")
+        ops = " ".join(f"{k}={hex_(v, i)}" for k, v in operands.items())
+        lines.append(f"  [{i}] {ops}: got {hex_(got, i)}, expected {hex_(expected, i)}")
     if rerun:
         lines.append(f"rerun: {rerun}")
     pytest.fail("\n".join(lines))
@@ -583,10 +593,17 @@ def test_fpmul_rejects_bad_formats():
 
 
 @pytest.mark.parametrize(
-    "make", [FPAdd, FPMul, lambda: FPMul(formats=("fp16",)), lambda: FPMul(formats=("bf16",)),
-             FP32ToBF16, FP32ToFP16],
+    "make",
+    [
+        FPAdd,
+        FPMul,
+        lambda: FPMul(formats=("fp16",)),
+        lambda: FPMul(formats=("bf16",)),
+        FP32ToBF16,
+        FP32ToFP16,
+    ],
     ids=["fpadd", "fpmul", "fpmul_fp16", "fpmul_bf16", "fp32_to_bf16", "fp32_to_fp16"],
-)  # fmt: skip
+)
 def test_verilog_converts(make):
     text = verilog.convert(make(), name="fpunit")
     assert "module fpunit" in text
@@ -597,7 +614,9 @@ def test_verilog_converts(make):
 
 def test_fpadd_directed():
     a, b, expected = _cols(ADD_DIRECTED, 0, 1, 2)
-    check_bits([_Exact.add(int(x), int(y)) for x, y in zip(a, b)], expected, "exact", a=a, b=b)
+    check_bits(
+        [_Exact.add(int(x), int(y)) for x, y in zip(a, b, strict=True)], expected, "exact", a=a, b=b
+    )
     check_bits(golden.fp32_add(a, b), expected, "golden", a=a, b=b)
     # Both operand orders through the hardware: the sum is commutative bit for bit.
     got = stream(FPAdd(), FPADD_LATENCY, a=np.r_[a, b], b=np.r_[b, a])
@@ -613,25 +632,35 @@ def test_fpmul_directed(formats):
     exact = [_Exact.mul(int(x), int(y), f) for x, y, f in zip(a, b, names, strict=True)]
     check_bits(exact, expected, "exact", a=a, b=b, fmt=fmt)
     check_bits(golden.fp_mul(a, b, fmt), expected, "golden", a=a, b=b, fmt=fmt)
-    got = stream(FPMul(formats=formats), FPMUL_LATENCY, a=np.r_[a, b], b=np.r_[b, a],
-                 fmt=np.r_[fmt, fmt])  # fmt: skip
-    check_bits(got, np.r_[expected, expected], f"FPMul{formats}", a=np.r_[a, b], b=np.r_[b, a],
-               fmt=np.r_[fmt, fmt])  # fmt: skip
+    got = stream(
+        FPMul(formats=formats), FPMUL_LATENCY, a=np.r_[a, b], b=np.r_[b, a], fmt=np.r_[fmt, fmt]
+    )
+    check_bits(
+        got,
+        np.r_[expected, expected],
+        f"FPMul{formats}",
+        a=np.r_[a, b],
+        b=np.r_[b, a],
+        fmt=np.r_[fmt, fmt],
+    )
 
 
 @pytest.mark.parametrize(
     "fmt, table, unit, latency, model",
-    [("bf16", TO_BF16_DIRECTED, FP32ToBF16, FP32_TO_BF16_LATENCY, golden.fp32_to_bf16),
-     ("fp16", TO_FP16_DIRECTED, FP32ToFP16, FP32_TO_FP16_LATENCY, golden.fp32_to_fp16)],
+    [
+        ("bf16", TO_BF16_DIRECTED, FP32ToBF16, FP32_TO_BF16_LATENCY, golden.fp32_to_bf16),
+        ("fp16", TO_FP16_DIRECTED, FP32ToFP16, FP32_TO_FP16_LATENCY, golden.fp32_to_fp16),
+    ],
     ids=["bf16", "fp16"],
-)  # fmt: skip
+)
 def test_convert_directed(fmt, table, unit, latency, model):
     x, sat, expected = _cols(table, 0, 1, 2)
     exact = [_Exact.convert(int(v), fmt, s) for v, s in zip(x, sat, strict=True)]
     check_bits(exact, expected, "exact", x=x, saturate=sat)
     check_bits(model(x, sat.astype(bool)), expected, "golden", x=x, saturate=sat)
-    check_bits(stream(unit(), latency, x=x, saturate=sat), expected, unit.__name__, x=x,
-               saturate=sat)  # fmt: skip
+    check_bits(
+        stream(unit(), latency, x=x, saturate=sat), expected, unit.__name__, x=x, saturate=sat
+    )
 
 
 # ---- tests: the golden model against independent references --------------------------------
@@ -644,8 +673,15 @@ def test_golden_fp32_add(seed, request):
     with np.errstate(all="ignore"):
         plain = (a.view(np.float32) + b.view(np.float32)).view(np.uint32)
     nan = np.isnan(plain.view(np.float32))
-    check_bits(model[~nan], plain[~nan], "golden vs numpy", seed, rerun_cmd(request, seed),
-               a=a[~nan], b=b[~nan])  # fmt: skip
+    check_bits(
+        model[~nan],
+        plain[~nan],
+        "golden vs numpy",
+        seed,
+        rerun_cmd(request, seed),
+        a=a[~nan],
+        b=b[~nan],
+    )
     assert np.all(model[nan] == golden.NAN32)
     exact = [_Exact.add(x, y) for x, y in zip(a.tolist(), b.tolist(), strict=True)]
     check_bits(model, exact, "golden vs exact", seed, rerun_cmd(request, seed), a=a, b=b)
@@ -663,8 +699,15 @@ def test_golden_fp_mul(seed, fmt, request):
         )
     nan = np.isnan(plain)
     plain = plain.view(np.uint32)
-    check_bits(model[~nan], plain[~nan], "golden vs numpy", seed, rerun_cmd(request, seed),
-               a=a[~nan], b=b[~nan])  # fmt: skip
+    check_bits(
+        model[~nan],
+        plain[~nan],
+        "golden vs numpy",
+        seed,
+        rerun_cmd(request, seed),
+        a=a[~nan],
+        b=b[~nan],
+    )
     assert np.all(model[nan] == golden.NAN32)
     exact = [_Exact.mul(x, y, fmt) for x, y in zip(a.tolist(), b.tolist(), strict=True)]
     check_bits(model, exact, "golden vs exact", seed, rerun_cmd(request, seed), a=a, b=b)
@@ -681,11 +724,11 @@ def test_golden_convert(seed, fmt, request):
     nan = np.isnan(plain.astype(np.float32))
     plain = plain.view(np.uint16)
     keep = ~nan & ~sat
-    check_bits(model[keep], plain[keep], "golden vs numpy", seed, rerun_cmd(request, seed),
-               x=x[keep])  # fmt: skip
+    check_bits(
+        model[keep], plain[keep], "golden vs numpy", seed, rerun_cmd(request, seed), x=x[keep]
+    )
     exact = [_Exact.convert(v, fmt, s) for v, s in zip(x.tolist(), sat.tolist(), strict=True)]
-    check_bits(model, exact, "golden vs exact", seed, rerun_cmd(request, seed), x=x,
-               saturate=sat)  # fmt: skip
+    check_bits(model, exact, "golden vs exact", seed, rerun_cmd(request, seed), x=x, saturate=sat)
 
 
 # ---- tests: the hardware against the golden model, 100k vectors per unit -------------------
@@ -706,8 +749,9 @@ def test_fpmul_random(seed, fmt, request):
     a, b = mul_vectors(seed, fmt)
     code = np.full(len(a), golden.mul_format_code(fmt))
     got = stream(FPMul(), FPMUL_LATENCY, a=a, b=b, fmt=code)
-    check_bits(got, golden.fp_mul(a, b, fmt), f"FPMul {fmt}", seed, rerun_cmd(request, seed),
-               a=a, b=b)  # fmt: skip
+    check_bits(
+        got, golden.fp_mul(a, b, fmt), f"FPMul {fmt}", seed, rerun_cmd(request, seed), a=a, b=b
+    )
 
 
 @pytest.mark.parametrize("seed", SEEDS, ids=lambda s: f"seed={s}")
@@ -721,25 +765,41 @@ def test_fpmul_mixed_formats(seed, request):
     fmt = rng.integers(0, 2, n).astype(np.uint8)
     a, b = np.where(fmt == 1, abf, a16), np.where(fmt == 1, bbf, b16)
     got = stream(FPMul(), FPMUL_LATENCY, a=a, b=b, fmt=fmt)
-    check_bits(got, golden.fp_mul(a, b, fmt), "FPMul mixed", seed, rerun_cmd(request, seed),
-               a=a, b=b, fmt=fmt)  # fmt: skip
+    check_bits(
+        got,
+        golden.fp_mul(a, b, fmt),
+        "FPMul mixed",
+        seed,
+        rerun_cmd(request, seed),
+        a=a,
+        b=b,
+        fmt=fmt,
+    )
     for name, x, y in (("fp16", a16, b16), ("bf16", abf, bbf)):
         # `fmt` is ignored by a single-format unit: drive it with noise.
         got = stream(FPMul(formats=(name,)), FPMUL_LATENCY, a=x, b=y, fmt=fmt)
-        check_bits(got, golden.fp_mul(x, y, name), f"FPMul(formats=({name!r},))", seed,
-                   rerun_cmd(request, seed), a=x, b=y)  # fmt: skip
+        check_bits(
+            got,
+            golden.fp_mul(x, y, name),
+            f"FPMul(formats=({name!r},))",
+            seed,
+            rerun_cmd(request, seed),
+            a=x,
+            b=y,
+        )
 
 
 @pytest.mark.parametrize(
     "fmt, unit, latency, model",
-    [("bf16", FP32ToBF16, FP32_TO_BF16_LATENCY, golden.fp32_to_bf16),
-     ("fp16", FP32ToFP16, FP32_TO_FP16_LATENCY, golden.fp32_to_fp16)],
+    [
+        ("bf16", FP32ToBF16, FP32_TO_BF16_LATENCY, golden.fp32_to_bf16),
+        ("fp16", FP32ToFP16, FP32_TO_FP16_LATENCY, golden.fp32_to_fp16),
+    ],
     ids=["bf16", "fp16"],
-)  # fmt: skip
+)
 @pytest.mark.parametrize("seed", SEEDS, ids=lambda s: f"seed={s}")
 def test_convert_random(seed, fmt, unit, latency, model, request):
     print(f"seed={seed}")
     x, sat = convert_vectors(seed, fmt)
     got = stream(unit(), latency, x=x, saturate=sat)
-    check_bits(got, model(x, sat), unit.__name__, seed, rerun_cmd(request, seed), x=x,
-               saturate=sat)  # fmt: skip
+    check_bits(got, model(x, sat), unit.__name__, seed, rerun_cmd(request, seed), x=x, saturate=sat)

@@ -7,18 +7,20 @@ import pytest
 from amsim import simulate
 from ncore.golden import tensor_engine as golden
 from ncore.hw.tensor_engine import TensorEngine
-from ncore.params import NCoreParams
+from ncore.params import DTYPE_CODE, NCoreParams
+from ncore.verif.stimulus import lanes, random_operands
 
 
 def run_engine(p, tiles, *, seed=0, stall=0.0, backpressure=0.0, tag_width=16):
     """Drive LOADW/MATMUL pairs through a TensorEngine, in program order.
 
-    ``tiles`` is a list of (w, x) with w K×N int8 and x M×K int8. Returns the result rows,
+    ``tiles`` is a list of (w, x, dtype): w K×N and x M×K operands (int8, or uint16 bits for
+    fp16/bf16). Returns the result rows,
     the cycle of every accepted row / delivered result, and the first weight cycle.
     """
     rng = np.random.default_rng(seed)
     dut = TensorEngine(p, tag_width=tag_width)
-    n_rows = sum(len(x) for _, x in tiles)
+    n_rows = sum(len(x) for _, x, _ in tiles)
     log = {
         "w_taken": [None] * len(tiles),
         "a_done": [None] * len(tiles),
@@ -44,26 +46,26 @@ def run_engine(p, tiles, *, seed=0, stall=0.0, backpressure=0.0, tag_width=16):
         return cycle[0] - 1
 
     async def weights(ctx):
-        for i, (w, _) in enumerate(tiles):
+        for i, (w, _, _) in enumerate(tiles):
             if i >= 2:  # same bank as tile i-2: wait for its rows to be accepted
                 while log["a_done"][i - 2] is None:
                     await ctx.tick()
             for j in range(p.cols):
-                payload = {"data": [int(v) & 0xFF for v in w[:, j]], "bank": i % 2}
+                payload = {"data": lanes(w[:, j]), "bank": i % 2}
                 c = await send(ctx, dut.i_weights, payload)
                 if j == 0:
                     log["w_taken"][i] = c
 
     async def acts(ctx):
         tag = 0
-        for i, (_, x) in enumerate(tiles):
+        for i, (_, x, dtype) in enumerate(tiles):
             while log["w_taken"][i] is None:  # program order: LOADW i has begun
                 await ctx.tick()
             for r in range(len(x)):
                 payload = {
-                    "data": [int(v) & 0xFF for v in x[r]],
+                    "data": lanes(x[r]),
                     "bank": i % 2,
-                    "dtype": 0,
+                    "dtype": DTYPE_CODE[dtype],
                     "last": int(r == len(x) - 1),
                     "tag": tag,
                 }
@@ -94,20 +96,21 @@ def run_engine(p, tiles, *, seed=0, stall=0.0, backpressure=0.0, tag_width=16):
 
 
 def result_rows(log):
-    rows = np.array([[int(v) for v in r.data] for r in log["results"]], dtype=np.int64)
-    return rows.astype(np.int32)
+    """Result rows as uint32 bit patterns (int32 or fp32)."""
+    return np.array([[int(v) & 0xFFFFFFFF for v in r.data] for r in log["results"]], np.uint32)
 
 
 def expected_rows(tiles):
-    return np.concatenate([golden.matmul(x, w) for w, x in tiles])
+    return np.concatenate([golden.matmul(x, w, d).view(np.uint32) for w, x, d in tiles])
 
 
-def random_tiles(rng, p, ms):
+def random_tiles(rng, p, ms, dtypes=("int8",)):
     tiles = []
     for m in ms:
-        w = rng.integers(-128, 128, (p.rows, p.cols), dtype=np.int8)
-        x = rng.integers(-128, 128, (m, p.rows), dtype=np.int8)
-        tiles.append((w, x))
+        d = str(rng.choice(dtypes))
+        w = random_operands(rng, (p.rows, p.cols), d)
+        x = random_operands(rng, (m, p.rows), d)
+        tiles.append((w, x, d))
     return tiles
 
 
@@ -162,10 +165,30 @@ def test_extreme_values_wrap():
     w = np.full((8, 2), -128, dtype=np.int8)
     w[:, 1] = 127
     x = np.array([[-128] * 8, [127] * 8, [0] * 8, [-128, 127] * 4], dtype=np.int8)
-    _, log = run_engine(p, [(w, x)])
-    np.testing.assert_array_equal(result_rows(log), golden.matmul(x, w))
+    _, log = run_engine(p, [(w, x, "int8")])
+    np.testing.assert_array_equal(result_rows(log), golden.matmul(x, w).view(np.uint32))
 
 
 def test_bad_tag_width():
     with pytest.raises(ValueError, match="tag_width"):
         TensorEngine(NCoreParams(), tag_width=0)
+
+
+@pytest.mark.parametrize("seed", [21, 22])
+@pytest.mark.parametrize(
+    "rows,cols,dtypes",
+    [(4, 3, ("int8", "fp16", "bf16")), (3, 2, ("bf16",)), (2, 4, ("int8", "fp16"))],
+)
+def test_fp_dtypes_mixed_per_matmul(rows, cols, dtypes, seed):
+    """Each MATMUL picks its dtype at run time; FP results are bit-exact, specials included,
+    and the latency is the same for every dtype."""
+    p = NCoreParams(rows=rows, cols=cols, dtypes=dtypes)
+    rng = np.random.default_rng(seed)
+    tiles = random_tiles(rng, p, rng.integers(1, 10, 6), dtypes)
+    _, log = run_engine(p, tiles, seed=seed, stall=0.2, backpressure=0.3)
+    np.testing.assert_array_equal(result_rows(log), expected_rows(tiles), err_msg=f"seed {seed}")
+    tiles = random_tiles(rng, p, [24], dtypes)
+    _, log = run_engine(p, tiles)
+    o, a = np.array(log["o_cycle"]), np.array(log["a_cycle"])
+    assert np.all(o - a == golden.latency(p))
+    np.testing.assert_array_equal(result_rows(log), expected_rows(tiles))

@@ -9,7 +9,8 @@ whole sequence's cycle count are compared with the golden cycle model.
 
 Knobs (environment, set by the runner): ``NCORE_SEED``, ``NCORE_TILES`` (LOADW/MATMUL
 pairs), ``NCORE_MAX_M`` (rows per MATMUL, drawn 1…max), ``NCORE_STALL`` and
-``NCORE_BACKPRESSURE`` (probabilities for the random test).
+``NCORE_BACKPRESSURE`` (probabilities for the random test), ``NCORE_DTYPES`` (comma-separated
+dtypes the MATMULs draw from, each MATMUL choosing its own).
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from cocotb.triggers import Event, RisingEdge
 
 from ..golden import tensor_engine as golden
 from ..hw.tensor_engine import acts_layout, result_layout, weights_layout
+from ..params import DTYPE_CODE
 from .benchenv import BenchEnv, cycles_now, start_clock
+from .stimulus import lanes, random_operands
 from .streams import StreamDriver, StreamMonitor
-
-DTYPE_INT8 = 0
 
 
 class TensorEngineTB:
@@ -34,6 +35,9 @@ class TensorEngineTB:
         self.env = env
         self.p = env.params
         self.tag_width = env.design["options"].get("tag_width", 16)
+        self.dtypes = env.knobs.get("dtypes", "int8").split(",")
+        for d in self.dtypes:
+            assert d in self.p.dtypes, f"dtype {d} is not built into {self.p.tag()}"
         self.rng = np.random.default_rng([env.seed, salt])  # each test draws its own data
         clk = dut.clk
         self.weights = StreamDriver(dut, "i_weights", weights_layout(self.p), clk, self.rng, stall)
@@ -48,18 +52,17 @@ class TensorEngineTB:
     async def start(self):
         await start_clock(self.dut)
 
-    def random_tiles(self, count: int, max_m: int):
+    def random_tiles(self, count: int, max_m: int, m: int | None = None):
+        """``count`` (w, x, dtype) tiles; dtypes drawn from the bench's ``dtypes`` knob."""
         p, rng = self.p, self.rng
         tiles = []
         for _ in range(count):
-            m = int(rng.integers(1, max_m + 1))
-            w = rng.integers(-128, 128, (p.rows, p.cols), dtype=np.int8)
-            x = rng.integers(-128, 128, (m, p.rows), dtype=np.int8)
-            # Extremes are where wrap and sign bugs live.
-            if rng.random() < 0.3:
-                w[rng.random(w.shape) < 0.5] = -128
-                x[rng.random(x.shape) < 0.5] = -128
-            tiles.append((w, x))
+            rows = m if m is not None else int(rng.integers(1, max_m + 1))
+            dtype = str(rng.choice(self.dtypes))
+            special = 0.3 if dtype == "int8" else 0.05  # int8: extremes; fp: inf/NaN/subnormal
+            w = random_operands(rng, (p.rows, p.cols), dtype, special)
+            x = random_operands(rng, (rows, p.rows), dtype, special)
+            tiles.append((w, x, dtype))
         return tiles
 
     async def run(self, tiles):
@@ -73,11 +76,11 @@ class TensorEngineTB:
         a_cycles, o_cycles, out = [], [], []
 
         async def weights():
-            for i, (w, _) in enumerate(tiles):
+            for i, (w, _, _) in enumerate(tiles):
                 if i >= 2:
                     await a_done[i - 2].wait()
                 for j in range(p.cols):
-                    payload = {"data": [int(v) & 0xFF for v in w[:, j]], "bank": i % 2}
+                    payload = {"data": lanes(w[:, j]), "bank": i % 2}
                     await self.weights.send(payload)
                     if j == 0:
                         if i == 0:
@@ -86,13 +89,13 @@ class TensorEngineTB:
 
         async def acts():
             tag = 0
-            for i, (_, x) in enumerate(tiles):
+            for i, (_, x, dtype) in enumerate(tiles):
                 await w_started[i].wait()
                 for r in range(len(x)):
                     payload = {
-                        "data": [int(v) & 0xFF for v in x[r]],
+                        "data": lanes(x[r]),
                         "bank": i % 2,
-                        "dtype": DTYPE_INT8,
+                        "dtype": DTYPE_CODE[dtype],
                         "last": int(r == len(x) - 1),
                         "tag": tag,
                     }
@@ -101,7 +104,7 @@ class TensorEngineTB:
                     tag = (tag + 1) % (1 << self.tag_width)
                 a_done[i].set()
 
-        total = sum(len(x) for _, x in tiles)
+        total = sum(len(x) for _, x, _ in tiles)
         w_task = cocotb.start_soon(weights())
         a_task = cocotb.start_soon(acts())
         for _ in range(total):
@@ -115,8 +118,9 @@ class TensorEngineTB:
         return out, np.array(a_cycles), np.array(o_cycles), first_w[0]
 
     def check(self, tiles, out):
-        got = np.array([[int(v) for v in r.data] for r in out], dtype=np.int64).astype(np.int32)
-        expect = np.concatenate([golden.matmul(x, w) for w, x in tiles])
+        # Compare bit patterns: int32 for int8 MATMULs, fp32 for fp16/bf16 ones.
+        got = np.array([[int(v) & 0xFFFFFFFF for v in r.data] for r in out], dtype=np.uint32)
+        expect = np.concatenate([golden.matmul(x, w, d).view(np.uint32) for w, x, d in tiles])
         bad = np.argwhere(got != expect)
         if len(bad):
             r, c = bad[0]
@@ -127,7 +131,7 @@ class TensorEngineTB:
         tags = [int(r.tag) for r in out]
         assert tags == [i % (1 << self.tag_width) for i in range(len(out))], "tags out of order"
         lasts = np.flatnonzero([int(r.last) for r in out])
-        ends = np.cumsum([len(x) for _, x in tiles]) - 1
+        ends = np.cumsum([len(x) for _, x, _ in tiles]) - 1
         np.testing.assert_array_equal(lasts, ends, err_msg="last flags misplaced")
 
 
@@ -138,8 +142,7 @@ async def test_latency_and_rate(dut):
     tb = TensorEngineTB(dut, env, stall=0.0, backpressure=0.0, salt=1)
     await tb.start()
     m = int(env.knob("rate_m", 64, int))
-    tiles = tb.random_tiles(1, 1)
-    tiles[0] = (tiles[0][0], tb.rng.integers(-128, 128, (m, tb.p.rows), dtype=np.int8))
+    tiles = tb.random_tiles(1, m, m=m)
     out, a, o, _ = await tb.run(tiles)
     tb.check(tiles, out)
     lat = set((o - a).tolist())
@@ -150,6 +153,7 @@ async def test_latency_and_rate(dut):
     env.write_summary(
         {
             "shape": f"{tb.p.rows}x{tb.p.cols}",
+            "dtypes": tb.dtypes,
             "latency": golden.latency(tb.p),
             "matmul_rows": m,
             "matmul_cycles": cycles,
@@ -169,7 +173,7 @@ async def test_double_buffered_sequence(dut):
     tiles = tb.random_tiles(n, int(env.knob("max_m", 24, int)))
     out, a, o, w0 = await tb.run(tiles)
     tb.check(tiles, out)
-    ms = [len(x) for _, x in tiles]
+    ms = [len(x) for _, x, _ in tiles]
     cycles = int(o[-1] - w0 + 1)
     expect = golden.sequence_cycles(tb.p, ms)
     assert cycles == expect, f"sequence took {cycles} cycles, golden model {expect}"
