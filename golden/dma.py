@@ -237,7 +237,7 @@ class Burst:
     def beat_spans(self, bus_bytes: int) -> list[tuple[int, int]]:
         """Per beat, ``(first, end)`` stream offsets of the bytes it carries."""
         spans, pos = [], self.offset
-        for k, a in enumerate(self.beat_addrs(bus_bytes)):
+        for a in self.beat_addrs(bus_bytes):
             end_addr = min(self.addr + self.nbytes, (a | (bus_bytes - 1)) + 1)
             n = end_addr - a
             spans.append((pos, pos + n))
@@ -442,6 +442,9 @@ def execute(
 
 #: Cycles from accepting a descriptor to the first burst leaving (validation and set-up).
 SETUP_CYCLES = 4
+#: Bound on the cycles a descriptor takes beyond :func:`cost`'s ``stream_cycles`` with an
+#: always-ready memory answering within a few cycles (set-up, first-beat latency, drain).
+OVERHEAD_BOUND = 24
 
 
 def cost(desc: Descriptor, params: NCoreParams, max_burst: int = 16) -> dict:

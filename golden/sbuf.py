@@ -12,7 +12,7 @@ Linear element address
 Sub-banks
     Each partition is split into ``sub`` sub-banks interleaved by entry (sub-bank
     ``entry mod sub``, bank row ``entry // sub``), ``sub = max(1, E >> pbits)`` with
-    ``E`` the int8 elements per bus beat (capped at ``sbuf_depth``). Then any ``lanes``
+    ``E`` the int8 elements per bus beat (capped at ``sbuf_depth / 2``). Then any ``lanes``
     consecutive linear addresses hit each (partition, sub-bank) at most once, which lets the
     DMA write or read a whole chunk per cycle.
 """
@@ -51,7 +51,7 @@ def bus_bytes(params: NCoreParams) -> int:
 
 def sub_banks(params: NCoreParams) -> int:
     """Sub-banks per partition (a power of two)."""
-    return min(max(1, bus_bytes(params) >> pbits(params)), params.sbuf_depth)
+    return min(max(1, bus_bytes(params) >> pbits(params)), params.sbuf_depth // 2)
 
 
 def chunk_lanes(params: NCoreParams) -> int:

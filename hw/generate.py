@@ -25,20 +25,41 @@ REPO = HW_DIR.parent
 BUILD = REPO / "build"
 
 
-def _tensor_engine(params: NCoreParams, **options):
+def pe_module_name(params: NCoreParams) -> str:
+    """Verilog name of the one PE module a generated array instantiates ``rows × cols`` times
+    (the PE depends only on the dtypes, so designs of one dtype set can share it)."""
+    return "ncore_pe_" + "_".join(params.dtypes)
+
+
+def _tensor_engine(params: NCoreParams, *, pe_module=None, **options):
     from .tensor_engine import TensorEngine
 
-    return TensorEngine(params, **options)
+    return TensorEngine(params, pe_module=pe_module, **options)
+
+
+def _dma(params: NCoreParams, **options):
+    from .dma_bench_top import DmaBenchTop
+
+    return DmaBenchTop(params, **options)
 
 
 #: Tops that can be generated, by name.
-TOPS = {"tensor_engine": _tensor_engine}
+TOPS = {"tensor_engine": _tensor_engine, "dma": _dma}
+#: Tops whose PE array instantiates one shared PE module (see PEArray's ``pe_module``).
+_SHARED_PE = {"tensor_engine"}
 
 
-def build_top(top: str, params: NCoreParams, **options):
-    """Instantiate the named top-level component."""
+def build_top(top: str, params: NCoreParams, *, shared_pe: bool = False, **options):
+    """Instantiate the named top-level component.
+
+    With ``shared_pe`` (Verilog generation), PE arrays instantiate the external module
+    :func:`pe_module_name` instead of inlining every PE; :func:`generate` emits that module
+    once, in the same file.
+    """
     if top not in TOPS:
         raise ValueError(f"unknown top {top!r}; choose from {', '.join(sorted(TOPS))}")
+    if shared_pe and top in _SHARED_PE:
+        options["pe_module"] = pe_module_name(params)
     return TOPS[top](params, **options)
 
 
@@ -73,8 +94,16 @@ def generate(
         if vfile.exists() and design_file.exists():
             if json.loads(design_file.read_text()).get("key") == key:
                 return vfile
-        component = build_top(top, params, **options)
+        component = build_top(top, params, shared_pe=True, **options)
         text = verilog.convert(component, name=top, emit_src=False, strip_internal_attrs=True)
+        if top in _SHARED_PE:
+            from .pe import PE
+
+            # One PE module, instantiated rows × cols times by the array: a small file,
+            # and simulators and synthesis tools compile the cell once.
+            text += verilog.convert(
+                PE(params), name=pe_module_name(params), emit_src=False, strip_internal_attrs=True
+            )
         tmp = vfile.with_suffix(".v.tmp")
         tmp.write_text(text)
         tmp.replace(vfile)

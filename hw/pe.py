@@ -18,7 +18,7 @@ from amaranth.lib.wiring import In, Out
 from ..params import DTYPE_CODE, NCoreParams
 from .fp import FPAdd, FPMul
 
-__all__ = ["PE", "act_lane_layout"]
+__all__ = ["PE", "act_lane_layout", "pe_signature"]
 
 
 def _delay(m, value, cycles, name):
@@ -37,6 +37,22 @@ def act_lane_layout(params: NCoreParams) -> data.StructLayout:
             "data": params.lane_width,  # int8 in the low byte, or fp16/bf16 bits
             "bank": 1,  # weight bank this activation multiplies
             "dtype": 2,  # DTYPE_CODE of the operation
+        }
+    )
+
+
+def pe_signature(params: NCoreParams) -> wiring.Signature:
+    """Ports of :class:`PE` (also used to instantiate it as a separate Verilog module)."""
+    return wiring.Signature(
+        {
+            "a_in": In(act_lane_layout(params)),
+            "a_out": Out(act_lane_layout(params)),
+            "w_in": In(params.lane_width),
+            "w_out": Out(params.lane_width),
+            "w_shift": In(1),
+            "w_bank": In(1),
+            "psum_in": In(signed(params.acc_width)),
+            "psum_out": Out(signed(params.acc_width)),
         }
     )
 
@@ -76,18 +92,7 @@ class PE(wiring.Component):
 
     def __init__(self, params: NCoreParams):
         self._params = params
-        super().__init__(
-            {
-                "a_in": In(act_lane_layout(params)),
-                "a_out": Out(act_lane_layout(params)),
-                "w_in": In(params.lane_width),
-                "w_out": Out(params.lane_width),
-                "w_shift": In(1),
-                "w_bank": In(1),
-                "psum_in": In(signed(params.acc_width)),
-                "psum_out": Out(signed(params.acc_width)),
-            }
-        )
+        super().__init__(pe_signature(params))
 
     @property
     def params(self) -> NCoreParams:
@@ -141,7 +146,7 @@ class PE(wiring.Component):
         ]
         # The dtype travels with the operation to choose the result.
         is_int = Signal()
-        m.d.comb += is_int.eq(self.a_in.dtype == DTYPE_CODE["int8"])
+        m.d.comb += is_int.eq(~self.a_in.dtype.any())  # DTYPE_CODE["int8"] == 0
         is_int = _delay(m, is_int, p.pe_mul_latency + p.pe_add_latency, "is_int")
         m.d.comb += self.psum_out.eq(Mux(is_int, acc, fpadd.result))
         return m

@@ -14,12 +14,12 @@ row 0 at cycle ``t`` leaves at the bottom on cycle
 ``t + n + (rows − 1) × pe_add_latency + pe_mul_latency + pe_add_latency``.
 """
 
-from amaranth.hdl import Module, signed
+from amaranth.hdl import ClockSignal, Instance, Module, ResetSignal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..params import NCoreParams
-from .pe import PE, act_lane_layout
+from .pe import PE, act_lane_layout, pe_signature
 
 __all__ = ["PEArray"]
 
@@ -30,6 +30,10 @@ class PEArray(wiring.Component):
     Parameters
     ----------
     params : NCoreParams
+    pe_module : str or None
+        For Verilog generation: instantiate every PE as the external module of this name
+        (generated once from :class:`~ncore.hw.pe.PE` by :mod:`ncore.hw.generate`) instead
+        of inlining ``rows × cols`` copies. Simulation in Amaranth uses the inline PEs.
 
     Members
     -------
@@ -45,8 +49,9 @@ class PEArray(wiring.Component):
         Bottom-edge partial sums, column ``n`` staggered by ``n`` cycles.
     """
 
-    def __init__(self, params: NCoreParams):
+    def __init__(self, params: NCoreParams, *, pe_module: str | None = None):
         self._params = params
+        self._pe_module = pe_module
         super().__init__(
             {
                 "a_in": In(data.ArrayLayout(act_lane_layout(params), params.rows)),
@@ -69,11 +74,19 @@ class PEArray(wiring.Component):
     def elaborate(self, platform):
         p = self._params
         m = Module()
-        pe = [[PE(p) for _ in range(p.cols)] for _ in range(p.rows)]
+        if self._pe_module is None:
+            pe = [[PE(p) for _ in range(p.cols)] for _ in range(p.rows)]
+        else:
+            sig = pe_signature(p)
+            pe = [[sig.create(path=(f"pe_{k}_{n}",)) for n in range(p.cols)] for k in range(p.rows)]
         for k in range(p.rows):
             for n in range(p.cols):
-                m.submodules[f"pe_{k}_{n}"] = cell = pe[k][n]
-                m.d.comb += [cell.w_shift.eq(self.w_shift), cell.w_bank.eq(self.w_bank)]
+                cell = pe[k][n]
+                if self._pe_module is None:
+                    m.submodules[f"pe_{k}_{n}"] = cell
+                    m.d.comb += [cell.w_shift.eq(self.w_shift), cell.w_bank.eq(self.w_bank)]
+                else:
+                    m.submodules[f"pe_{k}_{n}"] = self._instance(cell)
                 # Activations move right, weights move left, partial sums move down.
                 left = self.a_in[k] if n == 0 else pe[k][n - 1].a_out
                 right = self.w_in[k] if n == p.cols - 1 else pe[k][n + 1].w_out
@@ -82,3 +95,13 @@ class PEArray(wiring.Component):
         for n in range(p.cols):
             m.d.comb += self.psum_out[n].eq(pe[p.rows - 1][n].psum_out)
         return m
+
+    def _instance(self, cell) -> Instance:
+        # The weight-shift controls are broadcast: wire the array's own ports straight in.
+        shared = {"w_shift": self.w_shift, "w_bank": self.w_bank}
+        ports = {"i_clk": ClockSignal(), "i_rst": ResetSignal()}
+        for path, member, value in cell.signature.flatten(cell):
+            name = "__".join(map(str, path))
+            prefix = "i_" if member.flow == In else "o_"
+            ports[prefix + name] = shared.get(name, value)
+        return Instance(self._pe_module, **ports)

@@ -98,6 +98,8 @@ class TensorEngine(wiring.Component):
     fifo_depth : int or None
         Output FIFO rows. The default, ``latency + 1``, sustains one row per cycle; a
         smaller FIFO limits the rate to ``fifo_depth / latency`` rows per cycle.
+    pe_module : str or None
+        Verilog generation only: see :class:`~ncore.hw.pe_array.PEArray`.
 
     Members
     -------
@@ -108,11 +110,19 @@ class TensorEngine(wiring.Component):
         A weight tile is partly loaded, or rows are in the array or the FIFO.
     """
 
-    def __init__(self, params: NCoreParams, *, tag_width: int = 16, fifo_depth=None):
+    def __init__(
+        self,
+        params: NCoreParams,
+        *,
+        tag_width: int = 16,
+        fifo_depth=None,
+        pe_module: str | None = None,
+    ):
         if tag_width < 1:
             raise ValueError(f"tag_width must be ≥ 1, not {tag_width}")
         self._params = params
         self._tag_width = tag_width
+        self._pe_module = pe_module
         self._array_latency = (
             params.cols
             - 1
@@ -158,7 +168,7 @@ class TensorEngine(wiring.Component):
         p = self._params
         m = Module()
 
-        m.submodules.array = array = PEArray(p)
+        m.submodules.array = array = PEArray(p, pe_module=self._pe_module)
         m.submodules.skew = skew = Skew(act_lane_layout(p), p.rows, p.pe_add_latency)
         m.submodules.deskew = deskew = Deskew(signed(p.acc_width), p.cols, 1)
         rlayout = result_layout(p, self._tag_width)

@@ -92,6 +92,8 @@ def cmd_verilog(args) -> int:
 def cmd_sim(args) -> int:
     from ..verif.runner import run_bench
 
+    if args.dtypes is None and args.dtype != "int8":
+        args.dtypes = f"int8,{args.dtype}"  # build what the run needs
     params = params_from_args(args)
     if args.dtype not in params.dtypes:
         raise CliError(

@@ -18,7 +18,7 @@ from ncore.scripts.ncore import main
         (["verilog", "--top", "gpu"], "unknown top 'gpu'"),
         (["verilog", "--bogus"], "unrecognized arguments: --bogus"),
         (["sim", "--sim", "vcs"], "invalid choice: 'vcs'"),
-        (["sim", "--dtype", "bf16"], "dtype bf16 is not built into this design"),
+        (["sim", "--dtype", "bf16", "--dtypes", "int8"], "dtype bf16 is not built into this"),
         (["sim", "--seed", "0"], "--seed must be ≥ 1"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],
