@@ -440,21 +440,38 @@ def execute(
 
 # -- cycle cost -------------------------------------------------------------------------------
 
-#: Cycles from accepting a descriptor to the first burst leaving (validation and set-up).
-SETUP_CYCLES = 4
+#: Cycles a burst holds an outstanding slot beyond its beats, from the engine choosing it to
+#: the engine seeing its last response, with cocotbext-axi's ``AxiRam`` (measured with one
+#: burst outstanding; a property of the engine and that memory together).
+READ_ROUND_TRIP = 4
+WRITE_ROUND_TRIP = 5
 #: Bound on the cycles a descriptor takes beyond :func:`cost`'s ``stream_cycles`` with an
-#: always-ready memory answering within a few cycles (set-up, first-beat latency, drain).
+#: always-ready ``AxiRam`` (checks, first-beat latency, drain; about 10 measured).
 OVERHEAD_BOUND = 24
 
 
-def cost(desc: Descriptor, params: NCoreParams, max_burst: int = 16) -> dict:
-    """Work a legal descriptor costs: runs, bursts, beats, SBUF chunks, bytes, and the
-    streaming cycles ``max(beats, chunks, bursts)`` that bound it with an always-ready
-    memory (each of the AXI address channel, data channel and SBUF port does one item per
-    cycle). Measured cycles add a fixed set-up and memory latency (see ``docs/memory.md``)."""
+def cost(
+    desc: Descriptor,
+    params: NCoreParams,
+    max_burst: int = 16,
+    max_outstanding: int = 4,
+    round_trip: int | None = None,
+) -> dict:
+    """Work a legal descriptor costs, and the cycles that bound it.
+
+    Counts runs, bursts, beats and SBUF chunks. ``stream_cycles`` is the busiest resource
+    with an always-ready memory: the data channel (one beat per cycle), the SBUF port (one
+    chunk per cycle), or the outstanding-burst window (each burst holds one of
+    ``max_outstanding`` slots for ``round_trip + beats − 1`` cycles; ``round_trip``
+    defaults to :data:`READ_ROUND_TRIP` / :data:`WRITE_ROUND_TRIP`). A transfer takes
+    ``stream_cycles`` plus a fixed overhead below :data:`OVERHEAD_BOUND`.
+    """
+    if round_trip is None:
+        round_trip = READ_ROUND_TRIP if desc.direction == Direction.LOAD else WRITE_ROUND_TRIP
     bl = bursts(desc, params, max_burst)
     ch = chunks(desc, params)
     beats = sum(b.beats for b in bl)
+    window = -(-sum(round_trip + b.beats - 1 for b in bl) // max_outstanding)
     return {
         "elements": desc.sbuf.elements,
         "bytes": desc.sbuf.elements * desc.ebytes,
@@ -462,5 +479,5 @@ def cost(desc: Descriptor, params: NCoreParams, max_burst: int = 16) -> dict:
         "bursts": len(bl),
         "beats": beats,
         "chunks": len(ch),
-        "stream_cycles": max(beats, len(ch), len(bl)),
+        "stream_cycles": max(beats, len(ch), window),
     }

@@ -659,9 +659,12 @@ class DMA(wiring.Component):
         m.submodules.dwalk = dwalk = DramWalker(p, self._boundary, obits)
         rinfo_l = data.StructLayout({"addr": aw, "len": 8, "lo": bbits or 1, "hi": bbits + 1})
         winfo_l = data.StructLayout({"len": 8, "lo": bbits or 1, "hi": bbits + 1})
-        m.submodules.rinfo = rinfo = SyncFIFO(width=rinfo_l.size, depth=self._max_reads)
-        m.submodules.winfo = winfo = SyncFIFO(width=winfo_l.size, depth=self._max_writes)
-        m.submodules.baddr = baddr = SyncFIFO(width=aw, depth=self._max_writes)
+        # The outstanding counters bound these FIFOs' occupancy; depth ≥ 2 because a depth-1
+        # SyncFIFO has zero-width pointers, which Verilator rejects.
+        rdepth, wdepth = max(2, self._max_reads), max(2, self._max_writes)
+        m.submodules.rinfo = rinfo = SyncFIFO(width=rinfo_l.size, depth=rdepth)
+        m.submodules.winfo = winfo = SyncFIFO(width=winfo_l.size, depth=wdepth)
+        m.submodules.baddr = baddr = SyncFIFO(width=aw, depth=wdepth)
 
         desc = Signal(Descriptor)
         is_load = Signal()

@@ -273,6 +273,7 @@ class DmaTB:
         self.p = p = env.params
         opts = env.design.get("options", {})
         self.max_burst = opts.get("max_burst", 16)
+        self.max_reads = opts.get("max_reads", 4)
         self.max_writes = opts.get("max_writes", 4)
         self.rng = np.random.default_rng([env.seed, salt])
         self.clk = dut.clk
@@ -640,7 +641,8 @@ async def test_throughput(dut):
     for name, d in cases.items():
         g, cycles = await tb.check(d, read_back=False)
         assert g.code == ErrorCode.NONE
-        cost = gdma.cost(d, p, tb.max_burst)
+        outstanding = tb.max_reads if d.direction == Direction.LOAD else tb.max_writes
+        cost = gdma.cost(d, p, tb.max_burst, outstanding)
         results[name] = {
             "bytes": cost["bytes"],
             "cycles": cycles,
@@ -648,6 +650,8 @@ async def test_throughput(dut):
             "bus_fraction": cost["bytes"] / cycles / B,
             "model_stream_cycles": cost["stream_cycles"],
             "bursts": cost["bursts"],
+            "beats": cost["beats"],
+            "chunks": cost["chunks"],
         }
         dut._log.info(
             "%-18s %6d B in %6d cycles: %5.2f B/cycle (%.0f%% of the bus)",
@@ -658,11 +662,13 @@ async def test_throughput(dut):
             100 * cost["bytes"] / cycles / B,
         )
     # Every case costs its streaming bound plus a bounded overhead (checks, memory
-    # latency, drain); contiguous transfers of 128 beats or more reach 90 % of the bus.
+    # latency, drain); contiguous transfers the model calls bus-bound (enough bursts
+    # outstanding) reach 90 % of the bus from 128 beats on.
     for name, r in results.items():
         extra = r["cycles"] - r["model_stream_cycles"]
         assert 0 < extra <= gdma.OVERHEAD_BOUND, (name, r)
     for name in ("load contiguous", "store contiguous", "load unaligned", "store unaligned"):
-        if n >= 128 * B:
-            assert results[name]["bus_fraction"] >= 0.9, (name, results[name])
+        r = results[name]
+        if n >= 128 * B and r["model_stream_cycles"] == r["beats"]:
+            assert r["bus_fraction"] >= 0.9, (name, r)
     env.write_summary({"throughput": results, "bus_bytes": B})

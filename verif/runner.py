@@ -114,7 +114,7 @@ def run_bench(
 
     top_options = top_options or {}
     vfile = generate(params, top, **top_options)
-    name = f"{bench}-{params.tag()}{build_suffix}-{sim}"
+    name = f"{bench}-{params.tag()}{build_suffix}{'-waves' if waves else ''}-{sim}"
     build_dir = BUILD / "sim" / name
     runner = _verilator_runner() if sim == "verilator" else get_runner(sim)
     build_args = []
