@@ -18,6 +18,7 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
+from amsim import simulate
 from ncore.golden import dma as gdma
 from ncore.golden import sbuf as gsbuf
 from ncore.golden.dma import Direction, DramFaults, ErrorCode, Pattern, Resp
@@ -25,6 +26,7 @@ from ncore.hw import dma as hdma
 from ncore.hw.dma import DMA, ByteQueue, Descriptor
 from ncore.hw.sbuf import SBuf, SBufGeometry
 from ncore.params import NCoreParams
+from ncore.verif.dma_tb import random_descriptor
 
 P8 = NCoreParams(rows=8, sbuf_depth=64)
 
@@ -69,8 +71,6 @@ def test_bad_options():
 
 def test_byte_queue(seed):
     """Random pushes and pops of up to ``port`` bytes against a Python deque."""
-    from amsim import simulate
-
     rng = np.random.default_rng(seed(11))
     port, cap = 8, 24
     dut = ByteQueue(cap, port)
@@ -129,19 +129,17 @@ def test_golden_transposed_load():
 
 
 def test_golden_load_read_error_stops_at_element():
-    p = NCoreParams(rows=8, sbuf_depth=64)
+    p = NCoreParams(rows=8, sbuf_depth=64, dtypes=("int8", "fp16"))
     dram = np.arange(256, dtype=np.uint8)
     sbuf = gsbuf.new_sbuf(p)
-    # 2-byte elements from byte 3: element k covers bytes 3+2k, 4+2k. Beat 0x20 fails:
-    # element 14 (bytes 31, 32) is the first that needs it.
+    # 2-byte elements from byte 3: element k covers bytes 3+2k, 4+2k. The beat at 0x20
+    # fails: element 14 (bytes 0x1F, 0x20) is the first that needs it; 0…13 are written.
     d = gdma.load(Pattern(3, [(40, 2)]), Pattern(0, [(40, 1)]), esize=1)
-    faults = DramFaults([(0x20, 0x30, Resp.SLVERR)])
-    out = gdma.execute(
-        d, NCoreParams(rows=8, sbuf_depth=64, dtypes=("int8", "fp16")), dram, sbuf, faults=faults
-    )
+    out = gdma.execute(d, p, dram, sbuf, faults=DramFaults([(0x20, 0x30, Resp.SLVERR)]))
     assert (out.code, out.addr, out.elements) == (ErrorCode.RD_SLVERR, 0x20, 14)
-    assert out.elements == 14
-    _ = p
+    written = sbuf.T.ravel()[:16]  # linear addresses 0…15
+    expect = [3 + 2 * k + ((4 + 2 * k) << 8) for k in range(14)] + [0, 0]
+    np.testing.assert_array_equal(written, expect)
 
 
 # ---- Amaranth-sim harness ---------------------------------------------------------------------
@@ -555,69 +553,6 @@ def test_axi_errors():
 # ---- random -----------------------------------------------------------------------------------
 
 
-def random_pattern_pair(rng, p, n_max, *, esize, dram_lo, dram_hi, sbuf_ok=True):
-    """A random legal-ish DRAM/SBUF pattern pair moving the same number of elements."""
-    eb = 1 << esize
-    g_lanes = gsbuf.chunk_lanes(p)
-    cap = gsbuf.capacity(p)
-    while True:
-        shape = [int(rng.integers(1, 9)) for _ in range(3)]
-        if rng.random() < 0.4:
-            shape = [int(rng.integers(1, min(n_max, 4 * g_lanes) + 1)), 1, 1]
-        shape = [max(1, s) for s in shape]
-        n = shape[0] * shape[1] * shape[2]
-        if n <= min(n_max, cap):
-            break
-    # DRAM side: contiguous rows (often) or a gather.
-    s0 = eb if rng.random() < 0.75 else int(rng.integers(0, 4 * eb))
-    row = max(shape[0] * max(s0, eb), 1)
-    s1 = row + int(rng.integers(0, 3 * eb + 1)) * (rng.random() < 0.7)
-    s2 = s1 * shape[1] + int(rng.integers(0, 64))
-    extent = (shape[0] - 1) * s0 + (shape[1] - 1) * s1 + (shape[2] - 1) * s2 + eb
-    start = int(rng.integers(dram_lo, max(dram_lo + 1, dram_hi - extent)))
-    dram = Pattern(start, [(shape[0], s0), (shape[1], s1), (shape[2], s2)])
-    # SBUF side: same element count, reshaped; unit stride (chunks) or transposing.
-    P = 1 << gsbuf.pbits(p)
-    if rng.random() < 0.6:
-        sh = [n, 1, 1]
-        strides = [1, 0, 0]
-        if p.rows < P:  # stay on real partitions: rows of `rows` elements
-            k = p.rows
-            sh = [k, 1, 1] if n % k == 0 else [1, 1, 1]
-            if n % k == 0:
-                sh = [k, n // k, 1]
-                strides = [1, P, 0]
-            else:
-                sh, strides = [1, n, 1], [1, P, 0]
-    else:
-        sh = [shape[2], shape[1], shape[0]][::-1]
-        sh = [shape[0], shape[1], shape[2]]
-        strides = [P * int(rng.integers(1, 3)), 1, P * shape[0] * 2]
-    lin = Pattern(0, list(zip(sh, strides, strict=True)))
-    span = int(lin.addresses().max()) + 1
-    limit = 1 << gsbuf.addr_bits(p)
-    hi = limit - span if sbuf_ok else limit
-    base = int(rng.integers(0, max(1, hi))) if hi > 0 else 0
-    if p.rows < P:
-        base &= ~(P - 1)
-    sbuf = Pattern(base, list(zip(sh, strides, strict=True)))
-    return dram, sbuf
-
-
-def random_descs(rng, p, count, *, dram_size, n_max=200):
-    descs = []
-    for _ in range(count):
-        esize = 1 if p.lane_width == 16 and rng.random() < 0.4 else 0
-        dram, sbuf = random_pattern_pair(
-            rng, p, n_max, esize=esize, dram_lo=0, dram_hi=dram_size, sbuf_ok=rng.random() < 0.9
-        )
-        if rng.random() < 0.5:
-            descs.append(gdma.load(dram, sbuf, esize))
-        else:
-            descs.append(gdma.store(sbuf, dram, esize))
-    return descs
-
-
 RANDOM_CONFIGS = {
     "r8-128": (NCoreParams(rows=8, sbuf_depth=64), {}),
     "r4-64-fp16": (
@@ -653,7 +588,7 @@ def test_random_descriptors(name, pause, seed):
                 )
             ]
         )
-    descs = random_descs(rng, p, 10, dram_size=size)
+    descs = [random_descriptor(rng, p, max_elems=200, dram_hi=size) for _ in range(12)]
     check_same(p, descs, mem=mem, sbuf_init=sb, faults=faults, pause=pause, seed=s, **options)
 
 
