@@ -576,18 +576,9 @@ def test_random_descriptors(name, pause, seed):
     size = 12288
     mem = rng.integers(0, 256, size, dtype=np.uint8)
     sb = rng.integers(0, 1 << p.lane_width, (p.rows, p.sbuf_depth)).astype(np.uint16)
-    faults = None
-    if rng.random() < 0.5:
-        lo = int(rng.integers(0x1000, 0x2000)) & ~0xF
-        faults = DramFaults(
-            [
-                (
-                    lo,
-                    lo + 16 * int(rng.integers(1, 8)),
-                    Resp.SLVERR if rng.random() < 0.5 else Resp.DECERR,
-                )
-            ]
-        )
+    lo = int(rng.integers(0x400, 0x2800)) & ~0xF
+    hi = lo + 16 * int(rng.integers(1, 33))
+    faults = DramFaults([(lo, hi, Resp.SLVERR if rng.random() < 0.5 else Resp.DECERR)])
     descs = [random_descriptor(rng, p, max_elems=200, dram_hi=size) for _ in range(12)]
     check_same(p, descs, mem=mem, sbuf_init=sb, faults=faults, pause=pause, seed=s, **options)
 

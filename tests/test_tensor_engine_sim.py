@@ -46,3 +46,29 @@ def test_tensor_engine(sim, rows, cols, dtypes, seed):
     assert result["total"] == 6 and result["failed"] == 0, result
     summary = result["summary"]
     assert summary["rows_per_cycle"] == 1.0
+
+
+SWEEP = [(16, 16, ALL), (32, 8, INT8), (8, 32, ("int8", "bf16")), (5, 3, ALL)]
+
+
+@pytest.mark.slow
+@pytest.mark.sim
+@pytest.mark.parametrize(
+    "rows,cols,dtypes", SWEEP, ids=[f"{r}x{c}-{'_'.join(d)}" for r, c, d in SWEEP]
+)
+@pytest.mark.parametrize("sweep_seed", [1, 2, 3])
+def test_tensor_engine_sweep(sim, rows, cols, dtypes, sweep_seed, seed):
+    """Longer random sweep (make test-all): bigger and odd shapes, more and longer MATMULs."""
+    p = NCoreParams(rows=rows, cols=cols, dtypes=dtypes)
+    s = seed(7000 + 100 * sweep_seed + rows + cols)
+    knobs = {
+        "NCORE_SEED": s,
+        "NCORE_DTYPES": ",".join(dtypes),
+        "NCORE_TILES": 12,
+        "NCORE_MAX_M": 48 if sim == "icarus" else 200,
+        "NCORE_RATE_M": 64 if sim == "icarus" else 256,
+    }
+    result = run_bench(
+        "tensor_engine", p, sim, test_module="ncore.verif.tensor_engine_tb", env=knobs
+    )
+    assert result["total"] == 6 and result["failed"] == 0, result
