@@ -43,8 +43,14 @@ def _dma(params: NCoreParams, **options):
     return DmaBenchTop(params, **options)
 
 
+def _vector_engine(params: NCoreParams, **options):
+    from .vector_engine import VectorEngine
+
+    return VectorEngine(params, **options)
+
+
 #: Tops that can be generated, by name.
-TOPS = {"tensor_engine": _tensor_engine, "dma": _dma}
+TOPS = {"tensor_engine": _tensor_engine, "dma": _dma, "vector_engine": _vector_engine}
 #: Tops whose PE array instantiates one shared PE module (see PEArray's ``pe_module``).
 _SHARED_PE = {"tensor_engine"}
 

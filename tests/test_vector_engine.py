@@ -315,6 +315,9 @@ HAND = [
     ({**F32, "op": Op.MAX}, 0x7FC0_0000, f32(1.0), {**FPID}, 0x7FC0_0000),
     ({**F32, "op": Op.MAX}, f32(1.0), 0xFF80_0001, {**FPID}, 0x7FC0_0000),
     ({**F32, "op": Op.MAX}, 0xFF80_0000, f32(-1.0), {**FPID}, f32(-1.0)),
+    ({**F32, "op": Op.MAX}, 0xBF80_0001, 0xBF80_0000, {**FPID}, 0xBF80_0000),  # -1 - ulp, -1
+    ({**F32, "op": Op.MAX}, 0x3F80_0001, 0x3F80_0000, {**FPID}, 0x3F80_0001),  # 1 + ulp, 1
+    ({**F32, "op": Op.MAX}, 0x8000_0001, 0x8000_0000, {**FPID}, 0x0000_0000),  # max is -0: +0
     ({**F32, "op": Op.MAX, "in_type": VType.BF16}, 0xC000, 0xBF80, {**FPID}, f32(-1.0)),
     # fp func
     ({**F32, "func": Func.RELU}, f32(-1.0), 0, {**FPID}, 0),
