@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -59,16 +60,27 @@ def main(argv=None) -> int:
         "max_writes": args.max_writes,
     }
     t0 = time.time()
-    result = run_bench(
-        "dma_bench",
-        params,
-        args.sim,
-        test_module="ncore.verif.dma_tb",
-        top="dma",
-        top_options=options,
-        testcase="test_throughput",
-        env={"NCORE_SEED": args.seed, "NCORE_BENCH_BYTES": args.bytes},
-    )
+    # With --json, stdout carries only the JSON: the simulator's log goes to stderr.
+    saved = os.dup(1) if args.json else None
+    if args.json:
+        sys.stdout.flush()
+        os.dup2(2, 1)
+    try:
+        result = run_bench(
+            "dma_bench",
+            params,
+            args.sim,
+            test_module="ncore.verif.dma_tb",
+            top="dma",
+            top_options=options,
+            testcase="test_throughput",
+            env={"NCORE_SEED": args.seed, "NCORE_BENCH_BYTES": args.bytes},
+        )
+    finally:
+        if saved is not None:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
     wall = time.time() - t0
     summary = result["summary"] or {}
     if result["failed"] or "throughput" not in summary:

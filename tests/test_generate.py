@@ -3,6 +3,8 @@
 import json
 import re
 
+import pytest
+
 from ncore.hw.generate import generate, pe_module_name
 from ncore.params import NCoreParams
 
@@ -42,3 +44,34 @@ def test_int8_only_build_has_no_fp_hardware(tmp_path):
     # Lanes are 8 bits instead of 16 and the PE has no FP pipeline: far fewer flip-flops.
     assert _reg_bits(int8) * 2 < _reg_bits(fp)
     assert len(int8) * 2 < len(fp)
+
+
+def _lint(vfile, top):
+    import subprocess
+
+    from ncore.scripts.ncore import LINT_WAIVERS
+    from ncore.verif.runner import setup_environment
+
+    setup_environment()
+    cmd = ["verilator", "--lint-only", "-Wall", *[f"-Wno-{w}" for w in LINT_WAIVERS],
+           "--top-module", top, str(vfile)]  # fmt: skip
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[:3000]
+
+
+@pytest.mark.parametrize("dtypes", [("int8",), ("int8", "fp16", "bf16")])
+def test_tensor_engine_verilog_lints_clean(dtypes):
+    """Verilator -Wall with only the generator-made classes waived (as `make lint`)."""
+    p = NCoreParams(rows=3, cols=2, dtypes=dtypes)
+    _lint(generate(p), "tensor_engine")
+
+
+def test_sim_axi_ram_verilog_lints_clean(tmp_path):
+    from amaranth.back import verilog
+
+    from ncore.verif.axi_ram_model import SimAxiRam
+
+    ram = SimAxiRam(addr_width=32, data_width=128, id_width=4, size_bytes=1 << 12)
+    v = tmp_path / "sim_axi_ram.v"
+    v.write_text(verilog.convert(ram, name="sim_axi_ram", emit_src=False))
+    _lint(v, "sim_axi_ram")

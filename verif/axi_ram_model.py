@@ -165,7 +165,7 @@ class SimAxiRam(wiring.Component):
         with m.If(advance):
             m.d.sync += out_valid.eq(issue)
         with m.If(issue):
-            step = Mux(cur.burst == _FIXED, 0, Const(1, 9) << cur.size)
+            step = Mux(~cur.burst.any(), 0, Const(1, 9) << cur.size)
             last = r_beat == cur.len
             m.d.sync += [
                 out.id.eq(cur.id),
@@ -206,7 +206,7 @@ class SimAxiRam(wiring.Component):
         ]
         w_last = w_take & axi.w.payload.last
         with m.If(w_take):
-            step = Mux(wcur.burst == _FIXED, 0, Const(1, 9) << wcur.size)
+            step = Mux(~wcur.burst.any(), 0, Const(1, 9) << wcur.size)
             m.d.sync += [w_addr.eq(waddr + step), w_beat.eq(Mux(axi.w.payload.last, 0, w_beat + 1))]
         m.d.comb += [
             wq.r_en.eq(w_last),
