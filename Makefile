@@ -4,6 +4,7 @@
 #   make verilog  write Verilog + params.json under build/   [ROWS COLS DTYPES CORES TOP OUT]
 #   make test     the regression, both simulators            [SEED SIMS JOBS]
 #   make lint     ruff + verilator --lint-only -Wall         [ROWS COLS DTYPES]
+#   make bench    benchmark suite -> build/bench/results.json
 #   make clean    remove build/
 #
 # Every target first runs scripts/setup.sh, which installs the Debian packages and the
@@ -19,7 +20,7 @@ PARAMS = $(if $(CORES),--cores $(CORES)) $(if $(ROWS),--rows $(ROWS)) \
          $(if $(COLS),--cols $(COLS)) $(if $(DTYPES),--dtypes $(DTYPES)) \
          $(if $(SBUF_DEPTH),--sbuf-depth $(SBUF_DEPTH)) $(if $(PSUM_DEPTH),--psum-depth $(PSUM_DEPTH))
 
-.PHONY: setup sim verilog test test-all lint clean
+.PHONY: setup sim verilog test test-all lint bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -39,6 +40,9 @@ test-all: setup
 
 lint: setup
 	@$(NCORE) lint $(PARAMS)
+
+bench: setup
+	@$(PY) -m ncore.scripts.bench
 
 clean:
 	rm -rf build

@@ -166,5 +166,11 @@ class NCoreParams:
         return dataclasses.replace(self, **changes)
 
     def tag(self) -> str:
-        """A short name for build folders, e.g. ``r8c8-int8``."""
-        return f"r{self.rows}c{self.cols}-{'_'.join(self.dtypes)}"
+        """A short, unique name for build folders: ``r8c8-int8`` for the defaults, with every
+        other parameter that differs from its default appended (``r8c8-int8-sd2048-bw64``)."""
+        short = {"cores": "c", "sbuf_depth": "sd", "psum_depth": "pd", "axi_data_width": "bw",
+                 "axi_addr_width": "aw", "semaphores": "s", "queue_depth": "q"}  # fmt: skip
+        default = NCoreParams()
+        extra = [f"{k}{getattr(self, f)}" for f, k in short.items()
+                 if getattr(self, f) != getattr(default, f)]  # fmt: skip
+        return "-".join([f"r{self.rows}c{self.cols}", "_".join(self.dtypes), *extra])

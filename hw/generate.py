@@ -69,6 +69,15 @@ def build_top(top: str, params: NCoreParams, *, shared_pe: bool = False, **optio
     return TOPS[top](params, **options)
 
 
+def design_name(top: str, params: NCoreParams, options: dict | None = None) -> str:
+    """Folder name of a generated design: top, parameter tag, and a hash of any options."""
+    name = f"{top}-{params.tag()}"
+    if options:
+        digest = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()
+        name += f"-o{digest[:8]}"
+    return name
+
+
 def _key(top: str, params: NCoreParams, options: dict) -> str:
     h = hashlib.sha256()
     h.update(top.encode())
@@ -88,9 +97,9 @@ def generate(
 ) -> Path:
     """Write ``<top>.v``, ``params.json`` and ``design.json``; return the Verilog path.
 
-    ``out_dir`` defaults to ``build/verilog/<top>-<params.tag()>``.
+    ``out_dir`` defaults to ``build/verilog/<design_name(...)>``.
     """
-    out = Path(out_dir) if out_dir else BUILD / "verilog" / f"{top}-{params.tag()}"
+    out = Path(out_dir) if out_dir else BUILD / "verilog" / design_name(top, params, options)
     out.mkdir(parents=True, exist_ok=True)
     vfile = out / f"{top}.v"
     key = _key(top, params, options)

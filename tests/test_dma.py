@@ -588,10 +588,13 @@ def test_random_descriptors(name, pause, seed):
 DOC = Path(__file__).resolve().parent.parent / "docs" / "memory.md"
 
 
-def _doc_table(first_header: str) -> list[list[str]]:
+README = DOC.parent.parent / "README.md"
+
+
+def _doc_table(first_header: str, doc: Path = DOC) -> list[list[str]]:
     """Rows (cells stripped of backticks) of the markdown table whose first header cell is
     ``first_header``."""
-    lines = DOC.read_text().splitlines()
+    lines = doc.read_text().splitlines()
     for i, line in enumerate(lines):
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if line.startswith("|") and cells[0] == first_header:
@@ -623,6 +626,14 @@ def test_doc_enum_tables_match(header, enum):
     rows = _doc_table(header)
     named = {r[0]: int(r[1]) for r in rows if r[0] != "—"}
     assert named == {e.name: e.value for e in enum}
+
+
+def test_readme_error_table_matches():
+    """The README repeats the error-code table; it must agree with the hardware enum and
+    with docs/memory.md."""
+    rows = _doc_table("`ErrorCode`", README)
+    assert {r[0]: int(r[1]) for r in rows} == {e.name: e.value for e in hdma.ErrorCode}
+    assert rows == _doc_table("`ErrorCode`")
 
 
 def test_doc_bank_table_matches_geometry():

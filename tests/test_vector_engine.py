@@ -208,9 +208,14 @@ def test_doc_table_matches_layout():
     assert f"{config_layout.size} bits" in text
 
 
-def test_latency_property_matches_golden():
+def test_latency_property_matches_golden_and_doc():
     for p in (FP, INT, NCoreParams(rows=1, cols=1)):
         assert VectorEngine(p).latency == golden.latency(p)
+    text = DOC.read_text()
+    for label, p in (("with FP (`has_fp`)", FP), ("int only", INT)):
+        dut = VectorEngine(p)
+        row = f"| {label} | {dut.latency} | {dut.param_drain} | {dut.fifo_depth} |"
+        assert row in text, row
 
 
 def test_rejects_bad_options():

@@ -22,7 +22,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from ..hw.generate import BUILD, generate
+from ..hw.generate import BUILD, design_name, generate
 from ..params import NCoreParams
 
 __all__ = ["SIMULATORS", "run_bench", "setup_environment"]
@@ -114,7 +114,8 @@ def run_bench(
 
     top_options = top_options or {}
     vfile = generate(params, top, **top_options)
-    name = f"{bench}-{params.tag()}{build_suffix}{'-waves' if waves else ''}-{sim}"
+    name = design_name(bench, params, top_options) + build_suffix
+    name += f"{'-waves' if waves else ''}-{sim}"
     build_dir = BUILD / "sim" / name
     runner = _verilator_runner() if sim == "verilator" else get_runner(sim)
     build_args = []
