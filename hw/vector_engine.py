@@ -497,18 +497,25 @@ class VectorLane(wiring.Component):
             m.d.comb += f2i_next.eq(Mux(f_neg, -rounded, rounded))
         f2i = reg(f2i_next, "f2i")
 
-        # int32 → fp32: |v| normalised by its leading zeros, rounded to 24 bits.
+        # int32 → fp32: |v| normalised by its leading zeros, rounded to 24 bits. The leading
+        # zeros are counted on v (v ≥ 0) or on ~v shifted up by one (v < 0), in parallel with
+        # the negation instead of after it: |v| = ~v + 1 has the leading zeros of ~v, or one
+        # fewer when |v| is a power of two, so the normalised |v| has its top one at bit 31
+        # or 30, and stage 2 picks the window.
         mag = Signal(32, name="i2f_mag_next")
         m.d.comb += mag.eq(Mux(v[31], -v, v))
         i_mag = reg(mag, "i2f_mag")
-        i_lz = reg(leading_zeros(mag), "i2f_lz", 6)
+        i_lz = reg(leading_zeros(Mux(v[31], Cat(Const(1, 1), ~v[:31]), v)), "i2f_lz", 6)
         i_neg = reg(v[31], "i2f_neg", 1)
         norm = Signal(32, name="i2f_norm")
         m.d.comb += norm.eq(i_mag << i_lz)
+        top = norm[31]
+        frac = Mux(top, norm[8:31], norm[7:30])
+        guard = Mux(top, norm[7], norm[6])
+        sticky = Mux(top, norm[:7].any(), norm[:6].any())
+        exp = Mux(top, 158 - i_lz, 157 - i_lz)[:8]
         packed = Signal(31, name="i2f_packed")
-        m.d.comb += packed.eq(
-            Cat(norm[8:31], (158 - i_lz)[:8]) + (norm[7] & (norm[:7].any() | norm[8]))
-        )
+        m.d.comb += packed.eq(Cat(frac, exp) + (guard & (sticky | frac[0])))
         i2f = reg(Mux(i_mag.any(), Cat(packed, i_neg), 0), "i2f")
         v2 = delay(v, 2, "v")
 

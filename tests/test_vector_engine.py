@@ -441,6 +441,54 @@ def test_hand_worked_rows_in_hardware():
     assert got == [want & 0xFFFFFFFF for *_, want in HAND]
 
 
+def _edge_ints():
+    """int32 values where int → fp32 rounding and normalisation change: ±2^k, ±(2^k ± 1),
+    and ties and near-ties at 2^24 … 2^31."""
+    vals = {0, 1, -1, 0x7FFFFFFF, -0x80000000}
+    for k in range(32):
+        for d in (-1, 0, 1):
+            vals |= {(1 << k) + d, -(1 << k) + d}
+    for k in range(24, 31):
+        half = 1 << (k - 24)
+        for base in ((1 << k) + (1 << (k - 23)), (1 << k) + 7 * (1 << (k - 23))):
+            vals |= {base + half, base - half, base + half + 1, base + half - 1}
+            vals |= {-(base + half), -(base - half)}
+    return sorted(v for v in vals if -(1 << 31) <= v < (1 << 31))
+
+
+def _edge_floats():
+    """fp32 values where fp32 → int32 rounding and saturation change."""
+    vals = [0.5, 1.5, 2.5, 0.49999997, 0.50000006, 1.0, 2.0**23 + 0.5, 2.0**23 + 1.5]
+    vals += [2.0**24, 2.0**30 + 128, 2.0**31 - 128, 2.0**31, 2.0**32, 1e30, 2.0**-126]
+    vals += [k + f for k in (-3, 7, 100, 127, 128) for f in (0.25, 0.5, 0.75)]
+    bits = np.array(vals + [-v for v in vals], dtype=np.float32).view(np.uint32)
+    return np.concatenate([bits, [0x7F800000, 0xFF800000, 0x7FC00000, 0x80000000, 0x1]])
+
+
+@pytest.mark.parametrize("direction", ["int_to_fp", "fp_to_int"])
+def test_domain_conversions_directed(direction):
+    """Edge values of int32 → fp32/fp16/bf16 and fp32 → int32/int8 through the hardware."""
+    n = max(FP.rows, FP.cols)
+    if direction == "int_to_fp":
+        values = (np.array(_edge_ints(), dtype=np.int64) & 0xFFFFFFFF).astype(np.uint32)
+        params, t_in, outs = golden.int_identity_params(n), VType.INT32, (VType.FP32,)
+        outs += (VType.FP16, VType.BF16)
+    else:
+        values = _edge_floats().astype(np.uint32)
+        params, t_in, outs = golden.fp_identity_params(n), VType.FP32, (VType.INT32, VType.INT8)
+    values = np.resize(values, -(-len(values) // n) * n).reshape(-1, n)
+    program = param_entries(params)
+    for t_out in outs:
+        cfg = {"in_type": t_in, "out_type": t_out, "zero_point": -3}
+        program += [Row(cfg, r, np.zeros(n, np.uint32), tag=len(program)) for r in values]
+    result = run_program(FP, program)
+    check_program(FP, program, result)
+    if direction == "int_to_fp":  # and the golden model against numpy's own conversion
+        f32_rows = result["data"][: len(values)]
+        ref = values.view(np.int32).astype(np.float64).astype(np.float32).view(np.uint32)
+        np.testing.assert_array_equal(f32_rows, ref)
+
+
 def _all_combinations(rng, n, *, has_fp, rows_per=2):
     """Two segments (int params, fp params) covering every op/in/out/func combination."""
     program = []

@@ -1,0 +1,79 @@
+"""The ISA tables: encode/decode, the hardware layouts, the DMA and vector-engine formats
+they embed, and the generated reference docs/isa.md."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ncore import isa
+from ncore.hw import dma as hdma
+from ncore.hw.isa import instruction_layout
+from ncore.hw.vector_engine import config_layout
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "isa.md"
+
+
+def _offsets(layout, prefix="", base=0):
+    """(dotted name, offset, width) of the leaves of an amaranth layout, named as
+    :func:`ncore.isa.flatten` names them."""
+    from amaranth.lib import data
+
+    out = []
+    for name, field in layout:
+        shape, offset = field.shape, base + field.offset
+        if isinstance(shape, data.ArrayLayout):
+            elem = shape.elem_shape
+            for i in range(shape.length):
+                out += _offsets(elem, f"{prefix}{name}[{i}].", offset + i * elem.size)
+        elif isinstance(shape, data.Layout):
+            out += _offsets(shape, f"{prefix}{name}.", offset)
+        else:
+            out.append((f"{prefix}{name}", offset, field.width))
+    return out
+
+
+@pytest.mark.parametrize("op", list(isa.Op), ids=lambda o: o.name)
+def test_hardware_layout_matches_table(op):
+    lay = instruction_layout(op)
+    assert lay.size == isa.WORD_BITS
+    got = _offsets(lay)
+    assert got == [(n, o, w) for n, o, w, _ in isa.flatten(isa.layout_of(op))]
+
+
+def test_embedded_formats_match_their_engines():
+    desc = [(n, o, w) for n, o, w, _ in isa.flatten(isa.DESCRIPTOR)]
+    assert desc == list(hdma.descriptor_fields())
+    assert [(n, o, w) for n, o, w, _ in isa.flatten(isa.VE_CONFIG)] == _offsets(config_layout)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_encode_decode_and_layout_const_agree(seed):
+    rng = np.random.default_rng(seed)
+    for op in isa.Op:
+        fields = {}
+        for name, _, w, signed in isa.flatten(isa.layout_of(op)):
+            if name in ("opcode", "reserved", "tail"):
+                continue
+            lo, hi = (-(1 << (w - 1)), 1 << (w - 1)) if signed else (0, 1 << w)
+            isa._set(fields, name, int(rng.integers(lo, hi, dtype=np.int64)) if w < 63 else 5)
+        word = isa.encode(op, fields)
+        got_op, got = isa.decode(word)
+        assert got_op == op and isa.encode(op, got) == word
+        # The hardware's layout packs the same bits.
+        got.pop("opcode")
+        const = instruction_layout(op).const({**got, "opcode": int(op)})
+        assert const.as_bits() & ((1 << isa.WORD_BITS) - 1) == word
+
+
+def test_errors_name_the_field():
+    with pytest.raises(ValueError, match=r"LOADW.k = 512 does not fit 9 bits"):
+        isa.encode(isa.Op.LOADW, {"k": 512})
+    with pytest.raises(ValueError, match="illegal opcode 31"):
+        isa.decode(31)
+    image = isa.to_bytes([isa.encode(isa.Op.END), isa.encode(isa.Op.NOP, signal_sem=2)])
+    assert len(image) == 128 and isa.from_bytes(image)[1] >> 11 & 1 == 1
+
+
+def test_reference_is_current():
+    assert DOC.read_text() == isa.reference_markdown(), "run: python -m ncore.isa"
