@@ -66,7 +66,14 @@ class FP32Mul(wiring.Component):
             # Zero tests are `~x.any()`: `x == 0` becomes `!x`, a Verilator WIDTHTRUNC.
             m.d.comb += [sig.eq(Cat(x[:23], e.any())), e_eff.eq(Mux(e.any(), e, 1))]
             frac_zero = ~x[:23].any()
-            return x[31], sig, e_eff, ~e.any() & frac_zero, e.all() & frac_zero, e.all() & ~frac_zero
+            return (
+                x[31],
+                sig,
+                e_eff,
+                ~e.any() & frac_zero,
+                e.all() & frac_zero,
+                e.all() & ~frac_zero,
+            )
 
         sa, siga, ea, za, ia, na = decode(self.a, "a")
         sb, sigb, eb, zb, ib, nb = decode(self.b, "b")

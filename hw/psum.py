@@ -37,7 +37,16 @@ from amaranth.lib.wiring import In, Out
 
 from ..params import NCoreParams
 
-__all__ = ["PSUM", "PsumMode", "psum_write_layout"]
+__all__ = ["PSUM", "PsumMode", "psum_write_latency", "psum_write_layout"]
+
+
+def psum_write_latency(params: NCoreParams) -> int:
+    """Cycles from a PSUM request being taken to its write (see :class:`PSUM`)."""
+    if params.has_fp:
+        from .fp import FPADD_LATENCY
+
+        return 1 + FPADD_LATENCY
+    return 1
 
 
 class PsumMode(enum.Enum, shape=2):
@@ -80,12 +89,7 @@ class PSUM(wiring.Component):
     def __init__(self, params: NCoreParams):
         self._params = params
         self._fp = params.has_fp
-        if self._fp:
-            from .fp import FPADD_LATENCY
-
-            self._write_latency = 1 + FPADD_LATENCY
-        else:
-            self._write_latency = 1
+        self._write_latency = psum_write_latency(params)
         super().__init__(
             {
                 "i_write": In(stream.Signature(psum_write_layout(params))),

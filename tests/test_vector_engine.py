@@ -81,9 +81,7 @@ def run_program(p, program, *, stall=0.0, backpressure=0.0, seed=0, fifo_depth=N
 
     m = Module()
     m.submodules.dut = dut
-    m.submodules.prog = prog = Memory(
-        shape=1 + max(rl.size, pl.size), depth=len(words), init=words
-    )
+    m.submodules.prog = prog = Memory(shape=1 + max(rl.size, pl.size), depth=len(words), init=words)
     m.submodules.gap_rom = gap_rom = Memory(shape=1, depth=pattern, init=gaps)
     m.submodules.ready_rom = ready_rom = Memory(shape=1, depth=pattern, init=readys)
     m.submodules.outs = outs = Memory(shape=ol.size, depth=n_rows, init=[])
@@ -330,10 +328,20 @@ HAND = [
     ({**F32, "func": Func.RELU}, 0x7FC0_0000, 0, {**FPID}, 0x7FC0_0000),
     ({**F32, "func": Func.RELU}, f32(2.0), 0, {**FPID}, f32(2.0)),
     ({**F32, "func": Func.CLAMP, "clamp_lo": f32(-1), "clamp_hi": f32(6)}, f32(7), 0, FPID, f32(6)),
-    ({**F32, "func": Func.CLAMP, "clamp_lo": f32(-1), "clamp_hi": f32(6)}, 0xFF80_0000, 0, FPID,
-     f32(-1)),  # fmt: skip
-    ({**F32, "func": Func.CLAMP, "clamp_lo": 0x7FC0_0000, "clamp_hi": f32(6)}, f32(1), 0, FPID,
-     0x7FC0_0000),  # fmt: skip
+    (
+        {**F32, "func": Func.CLAMP, "clamp_lo": f32(-1), "clamp_hi": f32(6)},
+        0xFF80_0000,
+        0,
+        FPID,
+        f32(-1),
+    ),
+    (
+        {**F32, "func": Func.CLAMP, "clamp_lo": 0x7FC0_0000, "clamp_hi": f32(6)},
+        f32(1),
+        0,
+        FPID,
+        0x7FC0_0000,
+    ),
     # fp → narrow fp
     ({**F32, "out_type": VType.BF16}, 0x3F80_8000, 0, FPID, 0x3F80),  # tie, even
     ({**F32, "out_type": VType.FP16}, 0x477F_F000, 0, FPID, 0x7C00),  # 65520 → inf
@@ -450,9 +458,11 @@ def _edge_ints():
             vals |= {(1 << k) + d, -(1 << k) + d}
     for k in range(24, 31):
         half = 1 << (k - 24)
-        for base in ((1 << k) + (1 << (k - 23)), (1 << k) + 7 * (1 << (k - 23))):
-            vals |= {base + half, base - half, base + half + 1, base + half - 1}
+        for base in ((1 << k) + (1 << (k - 23)), (1 << k) + (2 << (k - 23))):  # odd, even
+            vals |= {base + half, base - half, base + half - 1}
             vals |= {-(base + half), -(base - half)}
+            for j in range(k - 24):  # a tie plus one sticky bit, at every sticky position
+                vals |= {base + half + (1 << j), -(base + half + (1 << j))}
     return sorted(v for v in vals if -(1 << 31) <= v < (1 << 31))
 
 
@@ -560,7 +570,9 @@ def test_random_program_with_stalls(stall, backpressure, fifo, seed):
     rng = np.random.default_rng(s)
     n = max(FP.rows, FP.cols)
     program = random_program(rng, 250, n, has_fp=True)
-    result = run_program(FP, program, stall=stall, backpressure=backpressure, seed=s, fifo_depth=fifo)
+    result = run_program(
+        FP, program, stall=stall, backpressure=backpressure, seed=s, fifo_depth=fifo
+    )
     check_program(FP, program, result)
 
 

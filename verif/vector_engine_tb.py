@@ -191,7 +191,11 @@ def random_params(rng, n_lanes: int, fp: bool) -> dict:
         scale = np.select([kind == 0, kind == 1, kind == 2], [m_real, m_any, m_small], 1)
         shift = np.select(
             [kind == 0, kind == 1, kind == 2],
-            [rng.integers(30, 48, n_lanes), rng.integers(0, 64, n_lanes), rng.integers(0, 4, n_lanes)],
+            [
+                rng.integers(30, 48, n_lanes),
+                rng.integers(0, 64, n_lanes),
+                rng.integers(0, 4, n_lanes),
+            ],
             0,
         )
         bias = np.where(
@@ -218,8 +222,10 @@ def random_rows(rng, n_rows, n_lanes, *, fp=None, has_fp=True, illegal=0.0, tag0
     """Rows with random configurations (or the given ones) and operands of their types."""
     rows = []
     for i in range(n_rows):
-        cfg = configs[i] if configs is not None else random_config(
-            rng, fp=fp, has_fp=has_fp, illegal=illegal
+        cfg = (
+            configs[i]
+            if configs is not None
+            else random_config(rng, fp=fp, has_fp=has_fp, illegal=illegal)
         )
         t = cfg.get("in_type", VType.INT32)
         t = VType(t) if t in set(VType) else VType.INT32
@@ -351,14 +357,16 @@ async def test_latency_and_rate(dut):
     await tb.start()
     n_rows = int(env.knob("rate_rows", 64, int))
     program = param_entries(random_params(tb.rng, tb.n, False))
-    program += random_rows(tb.rng, n_rows, tb.n, fp=False, has_fp=tb.p.has_fp)
+    program += random_rows(tb.rng, n_rows, tb.n, has_fp=tb.p.has_fp)
     out, acc, dlv = await tb.run(program)
     tb.check(program, out)
     lat = set((dlv - acc).tolist())
     assert lat == {golden.latency(tb.p)}, f"latency {lat}, golden {golden.latency(tb.p)}"
     assert np.all(np.diff(acc) == 1), "rows not accepted back to back"
     assert np.all(np.diff(dlv) == 1), "results not delivered back to back"
-    env.write_summary({"latency": golden.latency(tb.p), "rows_per_cycle": n_rows / (acc[-1] - acc[0] + 1)})
+    env.write_summary(
+        {"latency": golden.latency(tb.p), "rows_per_cycle": n_rows / (acc[-1] - acc[0] + 1)}
+    )
 
 
 @cocotb.test()
