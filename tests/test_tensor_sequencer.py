@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 from amaranth.hdl import Module
 from amaranth.lib import wiring
-from amsim import simulate
 
-from ncore import isa
+from amsim import simulate
 from ncore.golden import tensor_engine as gte
 from ncore.golden.psum import ACC_FP, ACC_INT, OVERWRITE, Psum
 from ncore.golden.sbuf import sub_banks
@@ -36,6 +35,12 @@ class Unit(wiring.Component):
         return m
 
 
+def indices(start, counts, strides):
+    """Entries of a pattern, innermost dimension fastest."""
+    i2, i1, i0 = np.meshgrid(*(np.arange(c) for c in counts[::-1]), indexing="ij")
+    return (start + i0 * strides[0] + i1 * strides[1] + i2 * strides[2]).ravel()
+
+
 def pattern(rng, depth, max_rows):
     """A random entry pattern that stays inside 0…depth−1: (start, [(count, stride)] * 3)."""
     while True:
@@ -44,10 +49,7 @@ def pattern(rng, depth, max_rows):
             continue
         strides = [int(rng.integers(-3, 4)) for _ in range(3)]
         start = int(rng.integers(0, depth))
-        idx = np.array(
-            [start + i0 * strides[0] + i1 * strides[1] + i2 * strides[2]
-             for i2 in range(counts[2]) for i1 in range(counts[1]) for i0 in range(counts[0])]
-        )  # fmt: skip
+        idx = indices(start, counts, strides)
         if idx.min() >= 0 and idx.max() < depth:
             return start, list(zip(counts, strides, strict=True)), idx
 
@@ -57,9 +59,8 @@ def follow(rng, depth, counts):
     while True:
         strides = [int(rng.integers(-3, 4)) for _ in range(3)]
         start = int(rng.integers(0, depth))
-        idx = [start + i0 * strides[0] + i1 * strides[1] + i2 * strides[2]
-               for i2 in range(counts[2]) for i1 in range(counts[1]) for i0 in range(counts[0])]  # fmt: skip
-        if min(idx) >= 0 and max(idx) < depth:
+        idx = indices(start, counts, strides)
+        if idx.min() >= 0 and idx.max() < depth:
             return start, strides
 
 
@@ -193,11 +194,12 @@ def test_loadw_waits_for_the_matmul_using_its_bank():
     """L0 M0(long) L1 L2: L2 reuses M0's bank and must not load before M0's rows issued."""
     p = NCoreParams(rows=2, cols=2, sbuf_depth=64, psum_depth=64)
     rng = np.random.default_rng(5)
-    sbuf = random_operands(rng, (p.rows, p.sbuf_depth), "int8").view(np.uint8).astype(np.uint16)
+    sbuf = random_operands(rng, (p.rows, p.sbuf_depth), "int8").view(np.uint8)
+    sbuf = sbuf.astype(np.uint16)
+    dims = [{"count": 40, "stride": 1}, {"count": 1, "stride": 0}, {"count": 1, "stride": 0}]
+    strides = [{"stride": 1}, {"stride": 0}, {"stride": 0}]
     long = {"dtype": 0, "accumulate": 0, "k": 2, "n": 2,
-            "mov": {"start": 0, "dims": [{"count": 40, "stride": 1}, {"count": 1, "stride": 0},
-                                         {"count": 1, "stride": 0}]},
-            "psum": {"start": 0, "strides": [{"stride": 1}, {"stride": 0}, {"stride": 0}]}}  # fmt: skip
+            "mov": {"start": 0, "dims": dims}, "psum": {"start": 0, "strides": strides}}  # fmt: skip
     cmds = [(0, {"start": 50, "stride": 1, "k": 2, "n": 2}), (1, long),
             (0, {"start": 54, "stride": 1, "k": 2, "n": 2}),
             (0, {"start": 58, "stride": 1, "k": 2, "n": 2})]  # fmt: skip
