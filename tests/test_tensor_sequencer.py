@@ -198,8 +198,14 @@ def test_loadw_waits_for_the_matmul_using_its_bank():
     sbuf = sbuf.astype(np.uint16)
     dims = [{"count": 40, "stride": 1}, {"count": 1, "stride": 0}, {"count": 1, "stride": 0}]
     strides = [{"stride": 1}, {"stride": 0}, {"stride": 0}]
-    long = {"dtype": 0, "accumulate": 0, "k": 2, "n": 2,
-            "mov": {"start": 0, "dims": dims}, "psum": {"start": 0, "strides": strides}}  # fmt: skip
+    long = {
+        "dtype": 0,
+        "accumulate": 0,
+        "k": 2,
+        "n": 2,
+        "mov": {"start": 0, "dims": dims},
+        "psum": {"start": 0, "strides": strides},
+    }
     cmds = [(0, {"start": 50, "stride": 1, "k": 2, "n": 2}), (1, long),
             (0, {"start": 54, "stride": 1, "k": 2, "n": 2}),
             (0, {"start": 58, "stride": 1, "k": 2, "n": 2})]  # fmt: skip
