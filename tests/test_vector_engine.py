@@ -569,7 +569,7 @@ def test_random_program_with_stalls(stall, backpressure, fifo, seed):
     s = seed(31 + int(stall * 10) + int(backpressure * 100))
     rng = np.random.default_rng(s)
     n = max(FP.rows, FP.cols)
-    program = random_program(rng, 250, n, has_fp=True)
+    program = random_program(rng, 400, n, has_fp=True)
     result = run_program(
         FP, program, stall=stall, backpressure=backpressure, seed=s, fifo_depth=fifo
     )
