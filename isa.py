@@ -119,7 +119,8 @@ BODY = {
     # Vector engine: for each element r of `src` (PSUM or SBUF rows), with SBUF row `b`
     # pattern element r as the second operand, write lanes < n of the result to SBUF row
     # `dst` pattern element r. With `load_params`, first load per-lane scale, bias and shift
-    # (32 bits each, as 16-bit halves low first) from SBUF entries `params … params + 5`.
+    # (32 bits each, as 32 / lane_width pieces low first: 16-bit halves at `params … +5` in
+    # FP builds, bytes at `params … +11` in int8-only builds).
     Op.ACT: [
         ("config", VE_CONFIG),
         ("src_psum", 1),

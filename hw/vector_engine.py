@@ -598,16 +598,20 @@ class VectorEngine(wiring.Component):
     """
 
     def __init__(self, params: NCoreParams, *, tag_width: int = 16, fifo_depth=None):
-        if tag_width < 1:
-            raise ValueError(f"tag_width must be ≥ 1, not {tag_width}")
-        self._params = params
-        self._lanes = max(params.rows, params.cols)
-        self._tag_width = tag_width
         self._stages = _Stages(params.has_fp)
         if fifo_depth is None:
             fifo_depth = self.latency + 1
-        if fifo_depth < 2:
-            raise ValueError(f"fifo_depth must be ≥ 2, not {fifo_depth}")
+        problem = None
+        if tag_width < 1:
+            problem = f"tag_width must be ≥ 1, not {tag_width}"
+        elif fifo_depth < 2:
+            problem = f"fifo_depth must be ≥ 2, not {fifo_depth}"
+        if problem:
+            self._MustUse__silence = True  # never built, so don't warn that it went unused
+            raise ValueError(problem)
+        self._params = params
+        self._lanes = max(params.rows, params.cols)
+        self._tag_width = tag_width
         self._fifo_depth = fifo_depth
         super().__init__(
             {
