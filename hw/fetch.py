@@ -109,12 +109,10 @@ class Fetch(wiring.Component):
         # Burst size: up to burst_instrs, not past the program, not across 4 KiB.
         to_page = Signal(range(4096 // 64 + 1))
         m.d.comb += to_page.eq((4096 - next_addr[:12]) >> 6)
+        n1 = Signal(range(self._burst + 1))
+        m.d.comb += n1.eq(Mux(left < self._burst, left, self._burst))
         n = Signal(range(self._burst + 1))
-        m.d.comb += n.eq(self._burst)
-        with m.If(left < n):
-            m.d.comb += n.eq(left)
-        with m.If(to_page < n):
-            m.d.comb += n.eq(to_page)
+        m.d.comb += n.eq(Mux(to_page < n1, to_page, n1))
 
         room = (self._qdepth - reserved - q.r_level) >= n
         ar = self.axi.ar
