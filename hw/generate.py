@@ -50,7 +50,18 @@ def _vector_engine(params: NCoreParams, **options):
 
 
 #: Tops that can be generated, by name.
-TOPS = {"tensor_engine": _tensor_engine, "dma": _dma, "vector_engine": _vector_engine}
+def _psum(params: NCoreParams, **options):
+    from .psum import PSUM
+
+    return PSUM(params, **options)
+
+
+TOPS = {
+    "tensor_engine": _tensor_engine,
+    "dma": _dma,
+    "vector_engine": _vector_engine,
+    "psum": _psum,
+}
 #: Tops whose PE array instantiates one shared PE module (see PEArray's ``pe_module``).
 _SHARED_PE = {"tensor_engine"}
 

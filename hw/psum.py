@@ -19,9 +19,10 @@ Timing and hazards
     * int32 accumulates and overwrites run at one row per cycle with no stall whatever the
       addresses: a request whose entry is still in flight takes the newest in-flight value
       instead of the memory's (forwarding), so back-to-back accumulates to one entry are exact;
-    * an fp32 accumulate whose entry has an older request still in flight waits until that
-      request is written (the FP sum of the older request does not exist yet); other
-      addresses stream at one row per cycle.
+    * a request whose entry has an older fp32 accumulate still in flight waits until that
+      accumulate is written (its sum exists only at the adder's output); an fp32
+      accumulate behind an int request or overwrite takes the forwarded value, and other
+      entries stream at one row per cycle.
 
 Read port
     ``rd_addr``/``rd_en`` in, ``rd_data`` (all partitions) out one cycle later. A read in the
