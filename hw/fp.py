@@ -35,6 +35,7 @@ __all__ = [
     "FPMul",
     "MulFormat",
     "leading_zeros",
+    "round_pack32",
 ]
 
 #: Cycles from operands on :class:`FPMul`'s inputs to their product on ``result``.
@@ -95,6 +96,22 @@ def leading_zeros(value):
             bit = bit | term
         count.append(bit)
     return Cat(count)
+
+
+def round_pack32(m, sig, exp, guard, sticky):
+    """Exponent and fraction fields (31 bits) of a binary32 rounded to nearest even.
+
+    ``sig`` is the 24-bit significand with its leading one at bit 23 for a normal result
+    (clear for a subnormal or zero one, whose exponent field packs as 0), ``exp`` the biased
+    exponent of bit 23, ``guard`` the first bit below the significand and ``sticky`` the OR
+    of the rest. The rounding carry runs from the fraction into the exponent field, so
+    0x7FFFFF + 1 becomes the smallest normal and a carry out of 254 becomes inf; the caller
+    checks ``exp ≥ 255`` for overflow before the carry.
+    """
+    exp_field = Mux(sig[23], exp[:8], 0)
+    packed = Signal(31, name="packed")
+    m.d.comb += packed.eq(Cat(sig[:23], exp_field) + (guard & (sticky | sig[0])))
+    return packed
 
 
 class FPMul(wiring.Component):
@@ -419,11 +436,7 @@ class FPAdd(wiring.Component):
         # and the exponent is 1 by construction, which packs as field 0.
         exp = Signal(9)
         m.d.comb += exp.eq(s2_exp + 1 - s2_lz)
-        exp_field = Mux(sig[23], exp[:8], 0)
-        # The rounding carry runs from the fraction into the exponent field: 0x7FFFFF + 1
-        # becomes the smallest normal, a carry out of 254 becomes inf.
-        packed = Signal(31)
-        m.d.comb += packed.eq(Cat(sig[:23], exp_field) + (guard & (sticky | sig[0])))
+        packed = round_pack32(m, sig, exp, guard, sticky)
 
         result = Signal(32)
         with m.If(s2_nan):

@@ -11,7 +11,7 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .fp import leading_zeros
+from .fp import leading_zeros, round_pack32
 
 __all__ = ["FP32MUL_LATENCY", "FP32Mul"]
 
@@ -188,11 +188,7 @@ class FP32Mul(wiring.Component):
             sticky.eq(Mux(extra, s3_guard | s3_sticky, s3_sticky)),
             exp.eq(Mux(extra, s3_exp_inc, s3_exp)),
         ]
-        # sig[23] clear: subnormal (or zero), exponent field 0. The rounding carry runs into
-        # the exponent field: 0x7FFFFF + 1 becomes the smallest normal, 254 + 1 becomes inf.
-        exp_field = Mux(sig[23], exp[:8], 0)
-        packed = Signal(31)
-        m.d.comb += packed.eq(Cat(sig[:23], exp_field) + (guard & (sticky | sig[0])))
+        packed = round_pack32(m, sig, exp, guard, sticky)
 
         result = Signal(32)
         with m.If(s3_nan):
