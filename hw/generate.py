@@ -56,7 +56,14 @@ def _psum(params: NCoreParams, **options):
     return PSUM(params, **options)
 
 
+def _csr(params: NCoreParams, **options):
+    from .csr import CsrFile, demo_regs
+
+    return CsrFile(demo_regs(), **options)
+
+
 TOPS = {
+    "csr": _csr,
     "tensor_engine": _tensor_engine,
     "dma": _dma,
     "vector_engine": _vector_engine,
