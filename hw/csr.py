@@ -34,7 +34,7 @@ class Reg:
     name: str
     offset: int
     access: str
-    reset: int = 0
+    init: int = 0
     doc: str = ""
 
     def __post_init__(self):
@@ -97,9 +97,9 @@ class CsrFile(wiring.Component):
                 members[f"i_{r.name}"] = In(32)
             elif r.access == W1C:
                 members[f"i_{r.name}_set"] = In(32)
-                members[f"o_{r.name}"] = Out(32, init=r.reset)
+                members[f"o_{r.name}"] = Out(32, init=r.init)
             else:
-                members[f"o_{r.name}"] = Out(32, init=r.reset if r.access == RW else 0)
+                members[f"o_{r.name}"] = Out(32, init=r.init if r.access == RW else 0)
         super().__init__(members)
 
     @property
@@ -182,9 +182,9 @@ def demo_regs() -> list:
     """The register table of the ``csr`` bench top (one register of every kind)."""
     return [
         Reg("id", 0x000, RO, doc="a constant the bench drives"),
-        Reg("scratch", 0x004, RW, reset=0x1234_5678, doc="read/write"),
+        Reg("scratch", 0x004, RW, init=0x1234_5678, doc="read/write"),
         Reg("ctrl", 0x008, W1P, doc="write-one pulses"),
         Reg("irq", 0x00C, W1C, doc="sticky bits set by hardware"),
-        Reg("mask", 0x010, RW, reset=0xFFFF_FFFF),
+        Reg("mask", 0x010, RW, init=0xFFFF_FFFF),
         Reg("counter", 0x100, RO, doc="free-running cycle counter"),
     ]

@@ -45,7 +45,7 @@ async def test_reset_values_and_access_kinds(dut):
     for r in demo_regs():
         value, resp = await _read(master, r.offset)
         assert resp == AxiResp.OKAY, r.name
-        expect = {RO: 0xC0DE_0001 if r.name == "id" else 0, RW: r.reset, W1P: 0, W1C: r.reset}
+        expect = {RO: 0xC0DE_0001 if r.name == "id" else 0, RW: r.init, W1P: 0, W1C: r.init}
         assert value == expect[r.access], f"{r.name}: {value:#x}"
     # RW with byte strobes.
     for _ in range(10):
