@@ -41,10 +41,10 @@ Rate and latency
 
 from amaranth.hdl import Array, Cat, Module, Signal, signed
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from ..params import NCoreParams
+from .credit_buffer import CREDIT_BUFFER_CYCLES, CreditBuffer
 from .pe import act_lane_layout
 from .pe_array import PEArray
 from .skew import Deskew, Skew
@@ -54,8 +54,7 @@ __all__ = ["TensorEngine", "acts_layout", "result_layout", "weights_layout"]
 #: Cycles between a row's acceptance and its data entering the FIFO, beyond the array's own
 #: latency: one for the act stage register.
 _STAGE_CYCLES = 1
-#: Cycles the FIFO adds (SyncFIFOBuffered: memory write, then read into its output register).
-_FIFO_CYCLES = 2
+_FIFO_CYCLES = CREDIT_BUFFER_CYCLES
 
 
 def weights_layout(params: NCoreParams) -> data.StructLayout:
@@ -172,7 +171,7 @@ class TensorEngine(wiring.Component):
         m.submodules.skew = skew = Skew(act_lane_layout(p), p.rows, p.pe_add_latency)
         m.submodules.deskew = deskew = Deskew(signed(p.acc_width), p.cols, 1)
         rlayout = result_layout(p, self._tag_width)
-        m.submodules.fifo = fifo = SyncFIFOBuffered(width=rlayout.size, depth=self._fifo_depth)
+        m.submodules.out = out = CreditBuffer(rlayout, self._fifo_depth)
 
         # ---- weight loader ------------------------------------------------------------
         drain = Array(Signal(range(self._drain_cycles + 1), name=f"drain{b}") for b in range(2))
@@ -201,16 +200,14 @@ class TensorEngine(wiring.Component):
 
         # ---- activation admission: credits and weight interlock ------------------------
         a_pay = self.i_acts.payload
-        occupancy = Signal(range(self._fifo_depth + 1))  # rows accepted, not yet delivered
         bank_loading = Signal()
         m.d.comb += bank_loading.eq(
             ((w_count != 0) & (w_bank == a_pay.bank))
             | (self.i_weights.valid & (w_pay.bank == a_pay.bank))
         )
-        m.d.comb += self.i_acts.ready.eq((occupancy < self._fifo_depth) & ~bank_loading)
+        m.d.comb += self.i_acts.ready.eq(out.admit & ~bank_loading)
         a_take = self.i_acts.valid & self.i_acts.ready
-        o_take = self.o_result.valid & self.o_result.ready
-        m.d.sync += occupancy.eq(occupancy + a_take - o_take)
+        m.d.comb += out.entered.eq(a_take)
 
         for b in range(2):
             with m.If(a_take & (a_pay.bank == b)):
@@ -246,12 +243,10 @@ class TensorEngine(wiring.Component):
 
         # ---- output FIFO ---------------------------------------------------------------
         m.d.comb += [
-            fifo.w_en.eq(value.valid),
-            fifo.w_data.eq(Cat(deskew.o, value.last, value.tag)),
-            self.o_result.valid.eq(fifo.r_rdy),
-            self.o_result.payload.eq(fifo.r_data),
-            fifo.r_en.eq(self.o_result.ready),
+            out.w_valid.eq(value.valid),
+            out.w_data.eq(Cat(deskew.o, value.last, value.tag)),
         ]
+        wiring.connect(m, out.o_row, wiring.flipped(self.o_result))
 
-        m.d.comb += self.busy.eq((occupancy != 0) | (w_count != 0) | w_stage_valid)
+        m.d.comb += self.busy.eq(~out.empty | (w_count != 0) | w_stage_valid)
         return m

@@ -59,10 +59,10 @@ Timing
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, enum, stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from ..params import NCoreParams
+from .credit_buffer import CREDIT_BUFFER_CYCLES, CreditBuffer
 from .fp import leading_zeros
 
 __all__ = [
@@ -131,8 +131,7 @@ config_layout = data.StructLayout(
 #: Cycles of the int requantiser: t + bias, partial products, their sum, the 64-bit product,
 #: shift, round.
 _REQUANT_CYCLES = 6
-#: Cycles the output FIFO adds (SyncFIFOBuffered: memory write, then its output register).
-_FIFO_CYCLES = 2
+_FIFO_CYCLES = CREDIT_BUFFER_CYCLES
 _NAN32 = 0x7FC0_0000
 
 
@@ -657,11 +656,11 @@ class VectorEngine(wiring.Component):
 
         # ---- admission: credits, parameters first ----------------------------------------
         row = self.i_row.payload
-        occupancy = Signal(range(self._fifo_depth + 1))  # rows accepted, not yet delivered
-        m.d.comb += self.i_row.ready.eq((occupancy < self._fifo_depth) & ~self.i_param.valid)
+        olayout = out_layout(p, self._tag_width)
+        m.submodules.out = buf = CreditBuffer(olayout, self._fifo_depth)
+        m.d.comb += self.i_row.ready.eq(buf.admit & ~self.i_param.valid)
         take = self.i_row.valid & self.i_row.ready
-        o_take = self.o_row.valid & self.o_row.ready
-        m.d.sync += occupancy.eq(occupancy + take - o_take)
+        m.d.comb += buf.entered.eq(take)
 
         # ---- control line: one copy of each row's configuration, stage by stage ----------
         ctl_layout = data.StructLayout(
@@ -732,8 +731,6 @@ class VectorEngine(wiring.Component):
                 m.d.comb += lane.ctl[k].eq(ctl[k].lane)
 
         # ---- output FIFO -------------------------------------------------------------
-        olayout = out_layout(p, self._tag_width)
-        m.submodules.fifo = fifo = SyncFIFOBuffered(width=olayout.size, depth=self._fifo_depth)
         last = ctl[S.out]
         out = Signal(olayout)
         m.d.comb += [
@@ -741,11 +738,9 @@ class VectorEngine(wiring.Component):
             out.error.eq(last.error),
             out.last.eq(last.last),
             out.tag.eq(last.tag),
-            fifo.w_en.eq(last.valid),
-            fifo.w_data.eq(out),
-            self.o_row.valid.eq(fifo.r_rdy),
-            self.o_row.payload.eq(fifo.r_data),
-            fifo.r_en.eq(self.o_row.ready),
+            buf.w_valid.eq(last.valid),
+            buf.w_data.eq(out),
         ]
-        m.d.comb += self.busy.eq(occupancy != 0)
+        wiring.connect(m, buf.o_row, wiring.flipped(self.o_row))
+        m.d.comb += self.busy.eq(~buf.empty)
         return m

@@ -13,6 +13,13 @@ def _modules(text):
     return re.findall(r"^module\s+(\S+?)\s*\(", text, re.M)
 
 
+def _pe_text(text, params):
+    """Verilog of the shared PE module and the modules inside it."""
+    name = pe_module_name(params)
+    parts = re.split(r"(?m)^(?=module )", text)
+    return sum(len(x) for x in parts if x.startswith((f"module {name}(", f"module \\{name}.")))
+
+
 def _reg_bits(text):
     """Flip-flop bits declared in the Verilog (a size measure independent of any synthesis)."""
     bits = 0
@@ -41,9 +48,13 @@ def test_int8_only_build_has_no_fp_hardware(tmp_path):
     fp = fp.read_text()
     assert not any("fpadd" in m or "fpmul" in m for m in _modules(int8))
     assert any("fpadd" in m for m in _modules(fp)) and any("fpmul" in m for m in _modules(fp))
-    # Lanes are 8 bits instead of 16 and the PE has no FP pipeline: far fewer flip-flops.
+    # Lanes are 8 bits instead of 16 and the PE has no FP pipeline: far fewer flip-flops,
+    # and the PE (with everything it instantiates) is a small fraction of the FP one.
     assert _reg_bits(int8) * 2 < _reg_bits(fp)
-    assert len(int8) * 2 < len(fp)
+    assert len(int8) < len(fp)
+    int8_pe = _pe_text(int8, NCoreParams(rows=4, cols=4))
+    fp_pe = _pe_text(fp, NCoreParams(rows=4, cols=4, dtypes=("int8", "bf16")))
+    assert 0 < int8_pe and int8_pe * 10 < fp_pe
 
 
 def _lint(vfile, top):
