@@ -175,6 +175,16 @@ def _sparse(rng, bits, n):
     return np.where(rng.random(n) < 0.5, frac & mask, frac)
 
 
+def special_pairs32(rng, k):
+    """``k`` binary32 operand pairs: one operand special, the other random bits or (30 %)
+    special as well, in random order."""
+    a = rng.integers(0, 1 << 32, k, dtype=np.uint64)
+    b = SPECIALS32[rng.integers(0, len(SPECIALS32), k)].astype(np.uint64)
+    a = np.where(rng.random(k) < 0.3, SPECIALS32[rng.integers(0, len(SPECIALS32), k)], a)
+    swap = rng.random(k) < 0.5
+    return np.where(swap, b, a), np.where(swap, a, b)
+
+
 def _mix(rng, n, parts):
     """Concatenate ``parts`` ([(weight, make(k) -> array or tuple of arrays)]) to ``n``
     vectors in random order; returns a tuple of arrays."""
@@ -211,12 +221,7 @@ def add_vectors(seed, n=N_RANDOM):
         b = (a ^ np.uint64(1 << 31)) + rng.integers(-4, 5, k).astype(np.uint64)
         return a, b & np.uint64(0xFFFF_FFFF)
 
-    def with_special(k):
-        # One operand special, the other random bits or (30 %) special as well.
-        a, b = u32(k), SPECIALS32[rng.integers(0, len(SPECIALS32), k)].astype(np.uint64)
-        a = np.where(rng.random(k) < 0.3, SPECIALS32[rng.integers(0, len(SPECIALS32), k)], a)
-        swap = rng.random(k) < 0.5
-        return np.where(swap, b, a), np.where(swap, a, b)
+    with_special = functools.partial(special_pairs32, rng)
 
     a, b = _mix(rng, n, [
         (30, lambda k: (u32(k), u32(k))),

@@ -19,7 +19,17 @@ import functools
 import numpy as np
 import pytest
 from amaranth.back import verilog
-from test_fp import SEEDS, SPECIALS32, _Exact, _mix, _pack, _sparse, check_bits, rerun_cmd, stream
+from test_fp import (
+    SEEDS,
+    _Exact,
+    _mix,
+    _pack,
+    _sparse,
+    check_bits,
+    rerun_cmd,
+    special_pairs32,
+    stream,
+)
 
 from ncore.golden import fp as gfp
 from ncore.golden.fp32mul import fp32_mul
@@ -117,11 +127,7 @@ def mul32_vectors(seed, n=N_RANDOM):
 
         return one(), one()
 
-    def with_special(k):
-        a, b = u32(k), SPECIALS32[rng.integers(0, len(SPECIALS32), k)].astype(np.uint64)
-        a = np.where(rng.random(k) < 0.3, SPECIALS32[rng.integers(0, len(SPECIALS32), k)], a)
-        swap = rng.random(k) < 0.5
-        return np.where(swap, b, a), np.where(swap, a, b)
+    with_special = functools.partial(special_pairs32, rng)
 
     a, b = _mix(rng, n, [
         (30, lambda k: (u32(k), u32(k))),
