@@ -46,7 +46,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..params import NCoreParams
 
-__all__ = ["ChunkPortSignature", "RowReadSignature", "SBuf", "SBufGeometry"]
+__all__ = ["ChunkPortSignature", "RowReadSignature", "RowWriteSignature", "SBuf", "SBufGeometry"]
 
 
 def _log2(n: int) -> int:
@@ -107,6 +107,34 @@ class RowReadSignature(wiring.Signature):
         )
 
 
+class RowWriteSignature(wiring.Signature):
+    """An engine's row write port (the vector engine's results), seen from the engine.
+
+    Members
+    -------
+    en : Out(1)
+    addr : Out(entry bits)
+        Entry to write; partition ``k`` gets lane ``k`` where ``mask`` bit ``k`` is set.
+    mask : Out(rows)
+    data : Out(ArrayLayout(lane_width, rows))
+    ready : In(1)
+        The write happens in a cycle with ``en`` and ``ready`` (the DMA's chunk writes have
+        priority: ``ready`` is low while the DMA writes).
+    """
+
+    def __init__(self, params: NCoreParams):
+        g = SBufGeometry(params)
+        super().__init__(
+            {
+                "en": Out(1),
+                "addr": Out(max(g.entry_bits, 1)),
+                "mask": Out(params.rows),
+                "data": Out(data.ArrayLayout(params.lane_width, params.rows)),
+                "ready": In(1),
+            }
+        )
+
+
 class ChunkPortSignature(wiring.Signature):
     """The DMA's chunk port, seen from the DMA.
 
@@ -149,11 +177,16 @@ class SBuf(wiring.Component):
     params : NCoreParams
     readers : tuple of str
         Names of the engine row read ports, one member each.
+    row_writer : bool
+        Add the ``row_w`` row write port.
 
     Members
     -------
     <reader> : In(RowReadSignature(params)), one per name in ``readers``
     dma : In(ChunkPortSignature(params))
+    row_w : In(RowWriteSignature(params)), only with ``row_writer=True``
+        Shares each bank's write port with the DMA, which wins: a row write waits (``ready``
+        low) in a cycle the DMA writes.
 
     Attributes
     ----------
@@ -163,7 +196,7 @@ class SBuf(wiring.Component):
     geometry : SBufGeometry
     """
 
-    def __init__(self, params: NCoreParams, *, readers=("tensor", "vector")):
+    def __init__(self, params: NCoreParams, *, readers=("tensor", "vector"), row_writer=False):
         readers = tuple(readers)
         if not readers or len(set(readers)) != len(readers) or "dma" in readers:
             raise ValueError(f"readers must be distinct names other than 'dma', not {readers}")
@@ -179,6 +212,9 @@ class SBuf(wiring.Component):
         ]
         members = {name: In(RowReadSignature(params)) for name in readers}
         members["dma"] = In(ChunkPortSignature(params))
+        self._row_writer = bool(row_writer)
+        if row_writer:
+            members["row_w"] = In(RowWriteSignature(params))
         super().__init__(members)
 
     @property
@@ -232,6 +268,20 @@ class SBuf(wiring.Component):
                     wp.addr.eq(row[: g.row_bits] if g.row_bits else 0),
                     wp.data.eq(w_lanes[idx]),
                 ]
+                if self._row_writer:
+                    rw = self.row_w
+                    sub_ok = (rw.addr[: g.sub_bits] == s) if g.sub_bits else 1
+                    with m.If(~port.w_en & rw.en & rw.mask[p] & sub_ok):
+                        m.d.comb += [
+                            wp.en.eq(1),
+                            wp.addr.eq(
+                                rw.addr[g.sub_bits : g.entry_bits] if g.row_bits else 0
+                            ),
+                            wp.data.eq(rw.data[p]),
+                        ]
+
+        if self._row_writer:
+            m.d.comb += self.row_w.ready.eq(~port.w_en)
 
         # ---- DMA chunk read: bank (r_addr + i) mod period → lane i, one cycle later -------
         r_r, r_row = split(port.r_addr)
