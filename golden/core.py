@@ -86,9 +86,11 @@ Errors (``Result.error``; the first one wins; after it no instruction starts)
     hardware when the program orders them relative to the faulting instruction.
 
     Reported addresses: dispatch errors other than range errors report the byte address
-    of the instruction word (``program_base + 64·index``); SBUF_RANGE / PSUM_RANGE the
-    first bad entry (modulo 2³²); DMA the DMA's address; SEM_OVERFLOW and DEADLOCK the
-    semaphore number; NO_END the address of word ``program_len``.
+    of the instruction word (``program_base + 64·index``); SBUF_RANGE / PSUM_RANGE an entry
+    of the first bad pattern (modulo 2³²): its lowest entry if that is negative, else its
+    highest (then ≥ the depth), which is cheap in hardware (:func:`pattern_extent`); DMA the
+    DMA's address; SEM_OVERFLOW and DEADLOCK the semaphore number; NO_END the address of
+    word ``program_len``.
 """
 
 from __future__ import annotations
@@ -118,6 +120,7 @@ __all__ = [
     "Stats",
     "param_pieces",
     "pattern_entries",
+    "pattern_extent",
     "run",
     "validate",
 ]
@@ -172,34 +175,15 @@ def pattern_entries(start: int, dims) -> np.ndarray:
     return (start + i0 * s0 + i1 * s1 + i2 * s2).astype(np.int64).ravel()
 
 
-def _span(c: int, s: int) -> tuple[int, int]:
-    return min(0, (c - 1) * s), max(0, (c - 1) * s)
-
-
-def _first_outside(start: int, dims, depth: int) -> int | None:
-    """The first entry (element order) outside ``0 … depth − 1``, or None.
-
-    Extremes of a pattern are attained at its corners, so a slice whose span leaves the
-    range really contains a bad element: the search costs O(c2 + c1 + c0), never the whole
-    pattern."""
-    (c0, s0), (c1, s1), (c2, s2) = dims
-    lo0, hi0 = _span(c0, s0)
-    lo1, hi1 = _span(c1, s1)
-    lo2, hi2 = _span(c2, s2)
-    if start + lo0 + lo1 + lo2 >= 0 and start + hi0 + hi1 + hi2 < depth:
-        return None
-    for i2 in range(c2):
-        b2 = start + i2 * s2
-        if b2 + lo0 + lo1 >= 0 and b2 + hi0 + hi1 < depth:
-            continue
-        for i1 in range(c1):
-            b1 = b2 + i1 * s1
-            if b1 + lo0 >= 0 and b1 + hi0 < depth:
-                continue
-            row = b1 + np.arange(c0, dtype=np.int64) * s0
-            bad = np.flatnonzero((row < 0) | (row >= depth))
-            return int(row[bad[0]])
-    raise AssertionError("unreachable: a corner is out of range")  # pragma: no cover
+def pattern_extent(start: int, dims) -> tuple[int, int]:
+    """``(lowest, highest)`` entry of a pattern (counts ≥ 1): the extremes are at its corners,
+    ``start + Σ min(0, (c − 1)·s)`` and ``start + Σ max(0, (c − 1)·s)``."""
+    lo = hi = start
+    for c, s in dims:
+        span = (c - 1) * s
+        lo += min(0, span)
+        hi += max(0, span)
+    return lo, hi
 
 
 # -- validation -----------------------------------------------------------------------------
@@ -219,9 +203,13 @@ def _field(cond: bool) -> None:
 
 
 def _range(code: CoreError, start: int, dims, depth: int) -> None:
-    bad = _first_outside(start, dims, depth)
-    if bad is not None:
-        raise _Fault(code, bad & 0xFFFF_FFFF)
+    """Fault when the pattern leaves ``0 … depth − 1``: the address is its lowest entry if
+    that is negative, else its highest (which is then ≥ ``depth``), modulo 2³²."""
+    lo, hi = pattern_extent(start, dims)
+    if lo < 0:
+        raise _Fault(code, lo & 0xFFFF_FFFF)
+    if hi >= depth:
+        raise _Fault(code, hi & 0xFFFF_FFFF)
 
 
 def _check(p: NCoreParams, op: Op, f: dict) -> None:

@@ -309,15 +309,28 @@ def test_act_parameters_and_views(p):
     assert not got[3:].any()  # partitions ≥ n: untouched
 
 
-def test_pattern_range_search(seed):
-    """The first out-of-range entry, found from the corners, equals a brute-force scan."""
+def test_pattern_range_rule(seed):
+    """A pattern's extent, from its corners, equals a brute-force scan; a range error reports
+    the lowest entry if it is negative, else the highest (modulo 2³²)."""
     rng = np.random.default_rng(seed(80))
+    depth = 32
+    faults = 0
     for _ in range(300):
         dims = [(int(rng.integers(1, 5)), int(rng.integers(-7, 8))) for _ in range(3)]
         start = int(rng.integers(0, 40))
         e = gcore.pattern_entries(start, dims)
-        bad = e[(e < 0) | (e >= 32)]
-        assert gcore._first_outside(start, dims, 32) == (int(bad[0]) if len(bad) else None)
+        assert gcore.pattern_extent(start, dims) == (e.min(), e.max())
+        word = gp.matmul((start, dims), 1, 1)
+        got = gcore.validate(INT8.replace(sbuf_depth=depth), word)
+        if e.min() < 0:
+            want = (CoreError.SBUF_RANGE, int(e.min()) & 0xFFFF_FFFF)
+        elif e.max() >= depth:
+            want = (CoreError.SBUF_RANGE, int(e.max()))
+        else:
+            want = None
+        assert got == want, (start, dims)
+        faults += want is not None
+    assert 50 < faults < 250
 
 
 # -- errors -------------------------------------------------------------------------------------
@@ -396,9 +409,9 @@ def _bad_words(p):
         ("act_type5", gp.act(mov, 0, 1, in_type=5), FLD, None, fp),
         ("loadw_range", gp.loadw(d - 2, 1, 3), SB, d, p),
         ("loadw_negative", gp.loadw(1, 1, 3, stride=-1), SB, 0xFFFF_FFFF, p),
-        ("matmul_mov", gp.matmul((5, [(2, 1), (3, 30)]), 1, 1), SB, 65, p),
+        ("matmul_mov", gp.matmul((5, [(2, 1), (3, 30)]), 1, 1), SB, 66, p),  # the highest
         ("matmul_psum", gp.matmul((0, [(3, 1)]), 1, 1, (pd - 2, [1])), PS, pd, p),
-        ("act_params", gp.act(mov, 0, 1, params=d - 5), SB, d, p),
+        ("act_params", gp.act(mov, 0, 1, params=d - 5), SB, d + 6, p),  # 12 entries
         ("act_src_psum", gp.act((pd, [(1, 1)]), 0, 1, src_psum=True), PS, pd, p),
         ("act_src_sbuf", gp.act((d, [(1, 1)]), 0, 1), SB, d, p),
         ("act_b", gp.act(mov, 0, 1, op="max", b=(d - 1, [1])), SB, d, p),
