@@ -62,7 +62,21 @@ def _csr(params: NCoreParams, **options):
     return CsrFile(demo_regs(), **options)
 
 
+def _core(params: NCoreParams, **options):
+    from .core import NeuronCore
+
+    return NeuronCore(params, **options)
+
+
+def _core_bench(params: NCoreParams, **options):
+    from ..verif.core_bench_top import CoreBenchTop
+
+    return CoreBenchTop(params, **options)
+
+
 TOPS = {
+    "core": _core,
+    "core_bench": _core_bench,
     "csr": _csr,
     "tensor_engine": _tensor_engine,
     "dma": _dma,
@@ -101,7 +115,8 @@ def _key(top: str, params: NCoreParams, options: dict) -> str:
     h.update(top.encode())
     h.update(params.to_json().encode())
     h.update(json.dumps(options, sort_keys=True).encode())
-    for src in sorted(HW_DIR.glob("*.py")) + [REPO / "params.py"]:
+    sim_models = [REPO / "verif" / "axi_ram_model.py", REPO / "verif" / "core_bench_top.py"]
+    for src in sorted(HW_DIR.glob("*.py")) + [REPO / "params.py", REPO / "isa.py", *sim_models]:
         h.update(src.name.encode())
         h.update(src.read_bytes())
     return h.hexdigest()[:16]

@@ -23,6 +23,11 @@ from amaranth.lib.wiring import In, Out
 __all__ = ["SemaphoreFile"]
 
 
+def _is(value, const: int):
+    """``value == const`` (``~value.any()`` for 0: Verilator flags ``!x`` on a vector)."""
+    return ~value.any() if const == 0 else value == const
+
+
 class SemaphoreFile(wiring.Component):
     """Counting semaphores (see the module docstring).
 
@@ -72,9 +77,9 @@ class SemaphoreFile(wiring.Component):
             g = Signal(name=f"grant{i}")
             # Count left for this waiter: the semaphore minus the grants before it.
             for s in range(self._count):
-                before = [grants[j] & (self.wait[j].sem == s) for j in range(i)]
+                before = [grants[j] & _is(self.wait[j].sem, s) for j in range(i)]
                 taken = sum(b.as_unsigned() for b in before) if before else 0
-                with m.If(w.en & (w.sem == s)):
+                with m.If(w.en & _is(w.sem, s)):
                     m.d.comb += g.eq(self.values[s] > taken)
             grants.append(g)
         m.d.comb += self.grant.eq(Cat(*grants))
@@ -82,9 +87,9 @@ class SemaphoreFile(wiring.Component):
         overflow = []
         for s in range(self._count):
             ups = sum(
-                (self.signal[k].en & (self.signal[k].sem == s)).as_unsigned() for k in range(sigs)
+                (self.signal[k].en & _is(self.signal[k].sem, s)).as_unsigned() for k in range(sigs)
             )
-            downs = sum((grants[i] & (self.wait[i].sem == s)).as_unsigned() for i in range(waiters))
+            downs = sum((grants[i] & _is(self.wait[i].sem, s)).as_unsigned() for i in range(waiters))
             nxt = Signal(range(256 + sigs + 1), name=f"next{s}")
             m.d.comb += nxt.eq(self.values[s] + ups - downs)
             ovf = Signal(name=f"ovf{s}")

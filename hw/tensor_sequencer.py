@@ -187,6 +187,8 @@ class TensorSequencer(wiring.Component):
     busy : Out(1)
     rows : Out(32)
         Activation rows streamed so far (a performance counter).
+    macs : Out(48)
+        Multiply-accumulates done so far: ``k · n`` per row streamed (a performance counter).
     """
 
     def __init__(self, params: NCoreParams):
@@ -202,6 +204,7 @@ class TensorSequencer(wiring.Component):
                 "o_matmul_done": Out(stream.Signature(_SIGNAL, always_ready=True)),
                 "busy": Out(1),
                 "rows": Out(32),
+                "macs": Out(48),
             }
         )
 
@@ -344,8 +347,10 @@ class TensorSequencer(wiring.Component):
         m.d.comb += a_rows_done.eq(a_row_take & ar.o_row.payload.last)
         with m.If(a_rows_done):
             m.d.sync += a_busy.eq(0)
+        kn = Signal(18)
+        m.d.sync += kn.eq(a_cmd.k * a_cmd.n)  # settles long before the first row
         with m.If(a_row_take):
-            m.d.sync += self.rows.eq(self.rows + 1)
+            m.d.sync += [self.rows.eq(self.rows + 1), self.macs.eq(self.macs + kn)]
 
         # ---- PSUM writer ---------------------------------------------------------------
         res = te.o_result.payload

@@ -277,7 +277,8 @@ class VectorSequencer(wiring.Component):
         # ---- parameters: pieces 0 … P−2 collect here, the last one completes a field -----
         acc = [Signal(32 - lw, name=f"param_acc{lane}") for lane in range(p.rows)]
         for i in range(P - 1):
-            with m.If(slot.full & slot.param & (slot.i == i)):
+            hit = ~slot.i.any() if i == 0 else slot.i == i  # not `== 0`: Verilator WIDTHTRUNC
+            with m.If(slot.full & slot.param & hit):
                 m.d.sync += [
                     a[i * lw : (i + 1) * lw].eq(self.src_port.data[lane])
                     for lane, a in enumerate(acc)

@@ -34,6 +34,12 @@ def test_bursts_strobes_errors_and_backdoor(seed, pause):
             addr = err_base + NB * int(rng.integers(0, 4))  # in the error window: SLVERR
         ops.append(("w" if rng.random() < 0.5 else "r", addr, beats))
 
+    def beat_resp(a):
+        """Reads answer per beat, like golden.dma.DramFaults.read_resp."""
+        if a + NB > SIZE:
+            return 3
+        return 2 if a < err_base + err_size and a + NB > err_base else 0
+
     def expect_resp(addr, beats):
         if addr + beats * NB > SIZE:
             return 3
@@ -94,6 +100,7 @@ def test_bursts_strobes_errors_and_backdoor(seed, pause):
                 for b in range(beats):
                     r = await ctx.tick().sample(dut.axi.r.payload).until(dut.axi.r.valid)
                     r = r[0]
+                    resp = beat_resp(addr + b * NB)
                     want = (
                         0
                         if resp

@@ -13,10 +13,11 @@ Behaviour (an AXI4 slave, data width = the design's bus):
 * up to ``outstanding`` read and ``outstanding`` write bursts accepted ahead (AR/AW queues);
   reads and writes proceed independently; responses come back in order per direction.
 * write strobes honoured byte by byte; ``b`` after the last beat of a burst.
-* a burst touching an address at or beyond ``size_bytes`` is answered entirely with DECERR
-  (reads return zeros, writes write nothing); a burst touching the error window
-  ``[err_base, err_base + err_size)`` (inputs, so a bench can move it) answers SLVERR and
-  likewise writes nothing.
+* errors, as :class:`ncore.golden.dma.DramFaults` models them: a read beat whose bus word
+  lies at or beyond ``size_bytes`` answers DECERR, one overlapping the error window
+  ``[err_base, err_base + err_size)`` (inputs, so a bench can move it) SLVERR, each with
+  zero data (the other beats of the burst are normal); a write burst touching either
+  answers DECERR / SLVERR for the whole burst and writes nothing.
 * ``pause`` (8 bits, 0 = never): each cycle each channel independently withholds its
   ready (AR, AW, W) or the start of its valid (R, B) with probability ``pause / 256``, from a
   free-running LFSR — random stalls on all five channels with no Python in the loop. A
@@ -135,10 +136,14 @@ class SimAxiRam(wiring.Component):
             m.submodules[f"{ch}_queue"] = queues[ch] = q
             port = getattr(axi, ch)
             resp = Signal(2, name=f"{ch}_resp")
-            m.d.comb += resp.eq(
-                Mux(port.payload.burst == _WRAP, _SLVERR,
-                    self._burst_resp(port.payload.addr, port.payload.len + 1, port.payload.size))
-            )  # fmt: skip
+            if ch == "aw":
+                m.d.comb += resp.eq(
+                    Mux(port.payload.burst == _WRAP, _SLVERR,
+                        self._burst_resp(port.payload.addr, port.payload.len + 1,
+                                         port.payload.size))
+                )  # fmt: skip
+            else:  # reads answer beat by beat (below); only WRAP is refused up front
+                m.d.comb += resp.eq(Mux(port.payload.burst == _WRAP, _SLVERR, _OKAY))
             m.d.comb += [
                 port.ready.eq(q.w_rdy & ~pause[ch]),
                 q.w_en.eq(port.valid & port.ready),
@@ -167,9 +172,13 @@ class SimAxiRam(wiring.Component):
         with m.If(issue):
             step = Mux(~cur.burst.any(), 0, Const(1, 9) << cur.size)
             last = r_beat == cur.len
+            word = Cat(Const(0, shift), (beat_addr >> shift))[: self._aw + 1]
+            in_err = (word < self.err_base + self.err_size) & (word + nb > self.err_base)
+            in_err = in_err & self.err_size.any()
+            beat_resp = Mux(word >= self._size, _DECERR, Mux(in_err, _SLVERR, _OKAY))
             m.d.sync += [
                 out.id.eq(cur.id),
-                out.resp.eq(cur.resp),
+                out.resp.eq(Mux(cur.resp.any(), cur.resp, beat_resp)),
                 out.last.eq(last),
                 r_addr.eq(beat_addr + step),
                 r_beat.eq(Mux(last, 0, r_beat + 1)),
