@@ -138,7 +138,11 @@ def random_program(
         lo, size = (region * R) << pb, R << pb
         counts = g.counts(max_elems=64)
         if r.random() < 0.5:  # contiguous chunks on the SBUF side
-            sdims_s, mn, mx = [1, counts[0], counts[0] * counts[1]], 0, counts[0] * counts[1] * counts[2] - 1
+            sdims_s, mn, mx = (
+                [1, counts[0], counts[0] * counts[1]],
+                0,
+                counts[0] * counts[1] * counts[2] - 1,
+            )
             if mx >= size:
                 sdims_s, mn, mx = g.strides(counts, size, signed=False)
         else:
@@ -253,6 +257,7 @@ def random_program(
         """Take queue ``q``'s go semaphore with a marker if nothing of it has yet."""
         if q in go_pending:
             marker(q, wait=waits_go(q))
+
     for phase in range(phases):
         sfree = [i for i in r.permutation(g.ns - 1)]
         pfree = [i for i in r.permutation(g.np_)]

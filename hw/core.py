@@ -112,7 +112,9 @@ def core_regs(params: NCoreParams) -> list[Reg]:
         Reg("id", 0x00, RO, doc=f"{CORE_ID:#010x}: 'NC', ISA version 1"),
         Reg("ctrl", 0x04, W1P, doc="bit 0 START, bit 1 SOFT_RESET, bit 2 CLEAR (done, counters)"),
         Reg(
-            "status", 0x08, RO,
+            "status",
+            0x08,
+            RO,
             doc="bit 0 idle, 1 busy, 2 done, 3 error, 4 resetting, [11:8] error code, "
             "[14:12] engine, [19:16] DMA error code",
         ),  # fmt: skip
@@ -127,7 +129,9 @@ def core_regs(params: NCoreParams) -> list[Reg]:
         Reg("watchdog", 0x2C, RW, init=64, doc="quiet cycles before DEADLOCK (≥ 4)"),
         Reg("params0", 0x30, RO, doc="rows [15:0], cols [31:16]"),
         Reg(
-            "params1", 0x34, RO,
+            "params1",
+            0x34,
+            RO,
             doc="log2 sbuf_depth [7:0], log2 psum_depth [15:8], dtypes mask [18:16] "
             "(int8, fp16, bf16), semaphores [28:24]",
         ),  # fmt: skip
@@ -218,7 +222,9 @@ class _Core(wiring.Component):
         self._ea = max(32, aw)
         super().__init__(
             {
-                "axi": Out(AxiSignature(addr_width=aw, data_width=p.axi_data_width, id_width=id_width)),
+                "axi": Out(
+                    AxiSignature(addr_width=aw, data_width=p.axi_data_width, id_width=id_width)
+                ),
                 "dbg": In(DebugSignature(p)),
                 # control
                 "start": In(1),
@@ -492,8 +498,12 @@ class _Core(wiring.Component):
         m.d.comb += [
             tret.w_en.eq(issue[_TENSOR]),
             tret.w_data.eq(
-                Cat(t_is_mm, heads[_TENSOR].signal_en, heads[_TENSOR].signal_sem,
-                    queues[_TENSOR].r.payload.index)
+                Cat(
+                    t_is_mm,
+                    heads[_TENSOR].signal_en,
+                    heads[_TENSOR].signal_sem,
+                    queues[_TENSOR].r.payload.index,
+                )
             ),  # fmt: skip
             tret_level.eq(tret.level),
         ]
@@ -584,28 +594,33 @@ class _Core(wiring.Component):
         settle = 3  # cycles for a pending error or a halt to be final
 
         # An execution error ends the program once everything in flight has finished.
-        with m.If(running & halt_exec & all_idle & ~fetch.busy):
-            m.d.comb += finish_err.eq(1)
-        with m.Elif(running & pending & quiet & (quiet_cnt >= settle)):
-            m.d.comb += finish_err.eq(1)
+        # (Pulses are plain expressions, not assignments under If: Icarus does not run an
+        # ``always @*`` block until one of its inputs changes, so a constant-0 condition
+        # would leave them X and the X would stick in IRQ_STATUS.)
+        end_exec = running & halt_exec & all_idle & ~fetch.busy
+        end_pending = running & pending & quiet & (quiet_cnt >= settle)
+        end_deadlock = running & quiet & (quiet_cnt >= limit - 1)
+        m.d.comb += [
+            finish_err.eq(end_exec | end_pending | end_deadlock),
+            finish_ok.eq(running & end_issue & ~halt_exec),
+        ]
+        with m.If(end_exec):
+            pass
+        with m.Elif(end_pending):
             m.d.sync += report(pend_code, pend_engine, pend_addr, pend_index)
-        with m.Elif(running & quiet & (quiet_cnt >= limit - 1)):
-            m.d.comb += finish_err.eq(1)
+        with m.Elif(end_deadlock):
             first = Const(0)
             for i, q in enumerate(queues):
                 with m.If(q.r.valid & ~first):
-                    m.d.sync += report(
-                        CoreError.DEADLOCK, i, heads[i].wait_sem, q.r.payload.index
-                    )
+                    m.d.sync += report(CoreError.DEADLOCK, i, heads[i].wait_sem, q.r.payload.index)
                 first = first | q.r.valid
-        with m.If(running & end_issue & ~halt_exec):
-            m.d.comb += finish_ok.eq(1)
 
         with m.If(finish_err):
             m.d.sync += [running.eq(0), self.error.eq(1)]
         with m.Elif(finish_ok):
             m.d.sync += [running.eq(0), self.done.eq(1)]
         bad_start = Signal()
+        m.d.comb += bad_start.eq(start & (misaligned | ~self.length.any()))
         m.d.comb += [
             self.done_pulse.eq(finish_ok & ~finish_err),
             self.error_pulse.eq(finish_err | bad_start),
@@ -625,11 +640,9 @@ class _Core(wiring.Component):
                 self.error.eq(0),
             ]
             with m.If(misaligned):
-                m.d.comb += bad_start.eq(1)
                 m.d.sync += [self.error.eq(1)]
                 m.d.sync += report(CoreError.FETCH, _DISPATCH, self.base, 0)
             with m.Elif(~self.length.any()):
-                m.d.comb += bad_start.eq(1)
                 m.d.sync += [self.error.eq(1)]
                 m.d.sync += report(CoreError.NO_END, _DISPATCH, self.base, 0)
             with m.Else():
@@ -788,9 +801,7 @@ class NeuronCore(wiring.Component):
             csr.i_params0.eq(w0),
             csr.i_params1.eq(w1),
             csr.i_sem_values.eq(core.sem_values),
-            csr.i_irq_status_set.eq(
-                Cat(core.done_pulse, core.error_pulse)
-            ),
+            csr.i_irq_status_set.eq(Cat(core.done_pulse, core.error_pulse)),
             self.irq.eq((csr.o_irq_status & csr.o_irq_enable).any()),
         ]
         for name, width, _ in COUNTERS:

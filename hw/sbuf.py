@@ -270,13 +270,12 @@ class SBuf(wiring.Component):
                 ]
                 if self._row_writer:
                     rw = self.row_w
-                    sub_ok = (rw.addr[: g.sub_bits] == s) if g.sub_bits else 1
+                    sub = rw.addr[: g.sub_bits]
+                    sub_ok = (~sub.any() if s == 0 else sub == s) if g.sub_bits else 1
                     with m.If(~port.w_en & rw.en & rw.mask[p] & sub_ok):
                         m.d.comb += [
                             wp.en.eq(1),
-                            wp.addr.eq(
-                                rw.addr[g.sub_bits : g.entry_bits] if g.row_bits else 0
-                            ),
+                            wp.addr.eq(rw.addr[g.sub_bits : g.entry_bits] if g.row_bits else 0),
                             wp.data.eq(rw.data[p]),
                         ]
 

@@ -89,7 +89,9 @@ class SemaphoreFile(wiring.Component):
             ups = sum(
                 (self.signal[k].en & _is(self.signal[k].sem, s)).as_unsigned() for k in range(sigs)
             )
-            downs = sum((grants[i] & _is(self.wait[i].sem, s)).as_unsigned() for i in range(waiters))
+            downs = sum(
+                (grants[i] & _is(self.wait[i].sem, s)).as_unsigned() for i in range(waiters)
+            )
             nxt = Signal(range(256 + sigs + 1), name=f"next{s}")
             m.d.comb += nxt.eq(self.values[s] + ups - downs)
             ovf = Signal(name=f"ovf{s}")

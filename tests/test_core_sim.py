@@ -62,11 +62,11 @@ def _program_case(name, words, dram=None, base=0x4000, **extra):
 def directed_cases(p: NCoreParams, rng) -> list[dict]:
     cases = []
     if p.has_fp:
-        a = (rng.standard_normal((12, 10)).astype(np.float32).view(np.uint32) >> 16)
-        b = (rng.standard_normal((10, 6)).astype(np.float32).view(np.uint32) >> 16)
+        a = rng.standard_normal((12, 10)).astype(np.float32).view(np.uint32) >> 16
+        b = rng.standard_normal((10, 6)).astype(np.float32).view(np.uint32) >> 16
         d = gp.gemm(p, a.astype(np.uint16), b.astype(np.uint16), dtype="bf16", out="bf16")
         cases.append(d)
-        x = (rng.standard_normal((6, 4, 5)).astype(np.float32).view(np.uint32) >> 16)
+        x = rng.standard_normal((6, 4, 5)).astype(np.float32).view(np.uint32) >> 16
         cases.append(gp.maxpool2x2(p, x.astype(np.uint16), dtype="bf16"))
     M, K, N = (24, 20, 12) if p.rows >= 8 else (12, 9, 6)
     a, b = _i8(rng, (M, K)), _i8(rng, (K, N))
@@ -79,9 +79,7 @@ def directed_cases(p: NCoreParams, rng) -> list[dict]:
     for fi, fo in zip(feats[:-1], feats[1:], strict=True):
         layers.append({"w": _i8(rng, (fi, fo)), **_rq(rng, 60 * 74 * np.sqrt(fi), fo)})
     cases.append(gp.mlp(p, _i8(rng, (7, feats[0])), layers))
-    return [
-        _case(f"directed-{d.name}", d.dram, d.program_base, len(d.program)) for d in cases
-    ]
+    return [_case(f"directed-{d.name}", d.dram, d.program_base, len(d.program)) for d in cases]
 
 
 def random_cases(p, rng, n, pause=0):
@@ -101,21 +99,26 @@ def bad_cases(p: NCoreParams, rng) -> list[dict]:
     cases = [
         _program_case("bad-opcode", [ld, word | 31, gp.end()]),
         _program_case("bad-field", [ld, gp.nop() | 1 << 20, gp.end()]),
-        _program_case("bad-sbuf-range",
-                      [ld, gp.matmul((p.sbuf_depth - 3, [(4, 1)]), 1, 1, 0), gp.end()]),
-        _program_case("bad-psum-range",
-                      [ld, gp.loadw(0, 1, 1), gp.matmul((0, [(3, 2)]), 1, 1, (5, [-4])),
-                       gp.end()]),
-        _program_case("bad-dma-decerr",
-                      [ld, gp.dma_load((DRAM_BYTES - 4, [(8, 1)]), (16, [(8, 1)])),
-                       gp.end()]),
-        _program_case("bad-dma-slverr",
-                      [gp.dma_store((0, [(32, 1)]), (0x100, [(32, 1)]), signal=1),
-                       gp.nop(wait=1), gp.end()], err=(0x110, 16)),
-        _program_case("bad-sem-overflow",
-                      [gp.nop(signal=2)] * 256 + [gp.end()]),
-        _program_case("bad-deadlock",
-                      [ld, gp.matmul((0, [(1, 1)]), 1, 1, wait=5), gp.end()], watchdog=20),
+        _program_case(
+            "bad-sbuf-range", [ld, gp.matmul((p.sbuf_depth - 3, [(4, 1)]), 1, 1, 0), gp.end()]
+        ),
+        _program_case(
+            "bad-psum-range",
+            [ld, gp.loadw(0, 1, 1), gp.matmul((0, [(3, 2)]), 1, 1, (5, [-4])), gp.end()],
+        ),
+        _program_case(
+            "bad-dma-decerr",
+            [ld, gp.dma_load((DRAM_BYTES - 4, [(8, 1)]), (16, [(8, 1)])), gp.end()],
+        ),
+        _program_case(
+            "bad-dma-slverr",
+            [gp.dma_store((0, [(32, 1)]), (0x100, [(32, 1)]), signal=1), gp.nop(wait=1), gp.end()],
+            err=(0x110, 16),
+        ),
+        _program_case("bad-sem-overflow", [gp.nop(signal=2)] * 256 + [gp.end()]),
+        _program_case(
+            "bad-deadlock", [ld, gp.matmul((0, [(1, 1)]), 1, 1, wait=5), gp.end()], watchdog=20
+        ),
         _program_case("bad-fetch", [ld, ld, gp.nop(), gp.nop(), gp.end()], err=(0x4040, 64)),
         _program_case("bad-no-end", [ld, gp.nop()]),
         {**_program_case("bad-misaligned", good), "base": 0x4000 + 32},
@@ -176,8 +179,10 @@ def _compare(p, case, res, hw) -> list[str]:
         got = np.asarray(hw[name], np.uint64)
         if not np.array_equal(got, gold.astype(np.uint64)):
             bad = np.argwhere(got != gold)
-            errs.append(f"{name.upper()} differs at {len(bad)} elements, first "
-                        f"{tuple(bad[0])}: {got[tuple(bad[0])]:#x} != {gold[tuple(bad[0])]:#x}")
+            errs.append(
+                f"{name.upper()} differs at {len(bad)} elements, first "
+                f"{tuple(bad[0])}: {got[tuple(bad[0])]:#x} != {gold[tuple(bad[0])]:#x}"
+            )
     c, s = hw["counters"], res.stats
     want_c = {
         "retired": sum(s.retired.values()),
@@ -224,9 +229,9 @@ def test_core(sim, design, seed, tmp_path):
     case_file, out_file = tmp_path / "cases.pkl", tmp_path / "results.pkl"
     with open(case_file, "wb") as f:
         pickle.dump([{k: v for k, v in c.items() if not k.startswith("_")} for c in cases], f)
+    env = {"NCORE_SEED": s, "NCORE_CASES": case_file, "NCORE_RESULTS": out_file}
     r = run_bench("core", p, sim, test_module="ncore.verif.core_tb", top="core_bench",
-                  top_options={"dram_bytes": DRAM_BYTES},
-                  env={"NCORE_SEED": s, "NCORE_CASES": case_file, "NCORE_RESULTS": out_file})  # fmt: skip
+                  top_options={"dram_bytes": DRAM_BYTES}, env=env)  # fmt: skip
     assert r["total"] == 2 and r["failed"] == 0, r
     with open(out_file, "rb") as f:
         hw = pickle.load(f)

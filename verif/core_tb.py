@@ -26,7 +26,16 @@ import numpy as np
 from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiResp
 
-from ..hw.core import CORE_ID, COUNTERS, CTRL_SOFT_RESET, CTRL_START, RO, RW, _params_words, core_regs
+from ..hw.core import (
+    CORE_ID,
+    COUNTERS,
+    CTRL_SOFT_RESET,
+    CTRL_START,
+    RO,
+    RW,
+    _params_words,
+    core_regs,
+)
 from .benchenv import BenchEnv, cycles_now, start_clock
 
 _BD_IN = ("bd_addr", "bd_we", "bd_wdata", "pause", "err_base", "err_size")
