@@ -59,6 +59,7 @@ __all__ = [
     "dma_store",
     "end",
     "gemm",
+    "gemm_stationary",
     "loadw",
     "matmul",
     "maxpool2x2",
@@ -665,6 +666,205 @@ def gemm(
         "steps": nsteps,
     }
     return Directed("gemm", p, prog, dram, base, dr.layout, {"C": expected}, info)
+
+
+_B_SLOTS = 6  #: B tile slots of gemm_stationary
+
+
+def gemm_stationary(
+    params: NCoreParams,
+    a,
+    b,
+    *,
+    scale=None,
+    bias=None,
+    shift=None,
+    zero_point: int = 0,
+    relu: bool = False,
+    block_rows: int | None = None,
+) -> Directed:
+    """Large int8 GEMM ``C = requantize(A @ B)`` with A blocks resident in the SBUF.
+
+    The schedule for GEMMs too big for :func:`gemm`'s streaming (which reloads A for every
+    N tile): M is cut into blocks of ``block_rows`` rows; a block of A (all K) stays in the
+    SBUF (two block slots, the next block loads row by row while the current one computes),
+    and for each N tile the K tiles of B stream through the weight banks. B is laid out
+    transposed in DRAM (``B^T``, N×K row-major: weights are constants, laid out offline as a
+    compiler does), so every B tile and every A row is a chunked DMA (one SBUF entry per
+    cycle). Only the first A block loads before the first MATMUL; the rows of the next
+    block are spread over the current block's steps. Per step (block, N tile, K tile): DMA
+    B tile → LOADW → MATMUL of ``block_rows`` rows accumulating in PSUM; after the last K
+    tile, ACT requantises the tile into an SBUF output slot and the DMA stores it (two PSUM
+    and output slots in a ring), emitted a few steps later so that it does not wait at the
+    head of the DMA queue.
+
+    B tiles rotate through six SBUF slots, so B loads run up to five MATMULs ahead.
+
+    Semaphores: BFULL (B tile loaded → LOADW), BFREE (LOADW → the B load six steps later),
+    AFREE (the first MATMUL of block ``b``: every MATMUL of block ``b − 1`` is complete →
+    the rows of block ``b + 1`` may overwrite its slot), PFULL (last MATMUL of a tile →
+    ACT), OFULL (ACT → store), SFREE (store → the first MATMUL of the tile two later, which
+    frees its PSUM and output slots). A block's rows need no semaphore of their own: they
+    come before the B loads of that block in the DMA queue, and a queue signals in order.
+
+    Requires int8 operands, ``K`` a multiple of ``rows`` and at least two K tiles.
+    """
+    p = params
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype != np.int8 or b.dtype != np.int8:
+        raise TypeError("gemm_stationary takes int8 arrays")
+    M, K = a.shape
+    K2, N = b.shape
+    if K != K2:
+        raise ValueError(f"A is {M}×{K} but B is {K2}×{N}")
+    R, pb = p.rows, gsbuf.pbits(p)
+    if K % R or K // R < 2:
+        raise ValueError(f"K = {K} must be a multiple of rows = {R}, at least two tiles")
+    tw = min(p.cols, R)
+    nk, nn = K // R, _ceil(N, tw)
+    pieces3 = 3 * gcore.param_pieces(p)
+    fixed = pieces3 * nn + _B_SLOTS * tw
+    if block_rows is None:
+        block_rows = (p.sbuf_depth - fixed) // (2 * nk + 2)
+        block_rows = max(1, min(M, block_rows, p.psum_depth // 2, 256))
+        block_rows = _ceil(M, _ceil(M, block_rows))  # even blocks
+    mb = block_rows
+    nb = _ceil(M, mb)
+    if 2 * mb > p.psum_depth:
+        raise ValueError(f"block_rows {mb}: two tiles need {2 * mb} PSUM entries")
+    sb = _SbufAlloc(p)
+    par_e = sb(pieces3 * nn)
+    bslot = [sb(tw) for _ in range(_B_SLOTS)]
+    aslot = [sb(nk * mb), sb(nk * mb)]
+    oslot = [sb(mb), sb(mb)]
+
+    dr = _Dram()
+    ra = dr.alloc("A", a.shape, np.int8, a)
+    rbt = dr.alloc("BT", (N, K), np.int8, np.ascontiguousarray(b.T))
+    scale_v = _per_channel(1 if scale is None else scale, N, "scale")
+    bias_v = _per_channel(0 if bias is None else bias, N, "bias")
+    shift_v = _per_channel(0 if shift is None else shift, N, "shift")
+    blk = _param_block(p, scale_v, bias_v, shift_v, nn * tw)
+    rpar = dr.alloc("params", blk.shape, blk.dtype, blk)
+    rc = dr.alloc("C", (M, N), np.int8)
+
+    s = _Sems(p, "BFULL", "BFREE", "AFREE", "PFULL", "OFULL", "SFREE")
+    prog = Program()
+    prog.add(dma_load(*_load_params_desc(p, rpar, par_e, tw, nn)))
+
+    def a_rows(blk_i, r0, r1, wait=None):
+        """DMA: rows r0…r1−1 of A block ``blk_i`` into its slot (row r, K tile kk →
+        entry slot + kk·mb + r, partition k mod R)."""
+        m0 = blk_i * mb
+        slot = aslot[blk_i % 2]
+        n = r1 - r0
+        dram = (ra.addr + (m0 + r0) * K, [(K * n, 1)])
+        sbuf = ((slot + r0) << pb, [(R, 1), (nk, mb << pb), (n, 1 << pb)])
+        prog.add(dma_load(dram, sbuf, wait=wait))
+
+    def rows_of(blk_i):
+        return min(mb, M - blk_i * mb)
+
+    a_rows(0, 0, rows_of(0))
+    steps = [(bi, t, kk) for bi in range(nb) for t in range(nn) for kk in range(nk)]
+    nsteps = len(steps)
+    per_block = nn * nk
+    # Rows of block b + 1 load during block b, from its third step on, in pieces (for
+    # b ≥ 1 after AFREE: block b − 1, which used that slot, is done).
+    pieces_at: dict[int, list] = {}
+    # One A row moves K / rows SBUF entries at one per cycle (plus ~30 cycles per DMA):
+    # space the rows so the DMA keeps up with the B tile each MATMUL of mb rows needs.
+    gap = max(1, _ceil(K // R + 30, max(mb - 35, 8)))
+    for bi in range(0, nb - 1):
+        rows = rows_of(bi + 1)
+        slots = max(1, (per_block - 2) // gap)
+        per = _ceil(rows, slots)
+        for j, r0 in enumerate(range(0, rows, per)):
+            pieces_at.setdefault(bi * per_block + 2 + min(j, slots - 1) * gap, []).append(
+                (bi + 1, r0, min(rows, r0 + per), j == 0 and bi >= 1)
+            )
+    stores_at: dict[int, list] = {}
+    # A store waits for its ACT at the head of the in-order DMA queue, holding up the B
+    # loads behind it: emit it once the ACT (≈ mb + 100 cycles after its last MATMUL) is
+    # likely done, but early enough to free its slots before the tile two later starts.
+    store_delay = max(1, min(_ceil(mb + 100, mb) + 2, nk - 2))
+
+    def store(g):
+        bi, t = divmod(g, nn)
+        m0, n0 = bi * mb, t * tw
+        mc, wc = rows_of(bi), min(tw, N - t * tw)
+        sig = s.SFREE if g + 2 < nb * nn else None
+        prog.add(
+            dma_store(
+                (oslot[g % 2] << pb, [(wc, 1), (mc, 1 << pb)]),
+                (rc.addr + m0 * N + n0, [(wc, 1), (mc, N)]),
+                wait=s.OFULL,
+                signal=sig,
+            )
+        )
+
+    for i, (bi, t, kk) in enumerate(steps):
+        for g in stores_at.pop(i, []):
+            store(g)
+        g = bi * nn + t
+        mc, wc = rows_of(bi), min(tw, N - t * tw)
+        n0, k0 = t * tw, kk * R
+        bs = bslot[i % _B_SLOTS]
+        prog.add(
+            dma_load(
+                (rbt.addr + n0 * K + k0, [(R, 1), (wc, K)]),
+                (bs << pb, [(R, 1), (wc, 1 << pb)]),
+                wait=s.BFREE if i >= _B_SLOTS else None,
+                signal=s.BFULL,
+            )
+        )
+        for blk_i, r0, r1, first in pieces_at.pop(i, []):
+            a_rows(blk_i, r0, r1, wait=s.AFREE if first else None)
+        free = s.BFREE if i + _B_SLOTS < nsteps else None
+        prog.add(loadw(bs, R, wc, wait=s.BFULL, signal=free))
+        last = kk == nk - 1
+        if last:
+            sig = s.PFULL
+        elif t == 0 and kk == 0 and 1 <= bi < nb - 1:
+            sig = s.AFREE
+        else:
+            sig = None
+        prog.add(
+            matmul(
+                (aslot[bi % 2] + kk * mb, [(mc, 1)]),
+                R,
+                wc,
+                (g % 2) * mb,
+                accumulate=kk > 0,
+                wait=s.SFREE if kk == 0 and g >= 2 else None,
+                signal=sig,
+            )
+        )
+        if last:
+            prog.add(
+                act(
+                    ((g % 2) * mb, [(mc, 1)]),
+                    oslot[g % 2],
+                    wc,
+                    src_psum=True,
+                    params=par_e + t * pieces3,
+                    in_type="int32",
+                    zero_point=zero_point,
+                    func="relu" if relu else "identity",
+                    wait=s.PFULL,
+                    signal=s.OFULL,
+                )
+            )
+            stores_at.setdefault(min(i + store_delay, nsteps), []).append(g)
+    for g in stores_at.pop(nsteps, []):
+        store(g)
+    prog.add(end())
+    dram, base = dr.finish(prog)
+    acc = a.astype(np.int64) @ b.astype(np.int64)
+    expected = requantize(acc, bias_v, scale_v, shift_v, zero_point, relu)
+    info = {"block_rows": mb, "n_tile": tw, "k_tiles": nk, "n_tiles": nn, "m_blocks": nb,
+            "steps": nsteps}  # fmt: skip
+    return Directed("gemm_stationary", p, prog, dram, base, dr.layout, {"C": expected}, info)
 
 
 # -- (b) 3×3 convolution as shifted matmuls ----------------------------------------------------

@@ -15,10 +15,13 @@ Commands arrive in program order on ``i_cmd`` (already decoded and validated by 
 
 Ordering (the in-order queue, overlapped): a command starts only after the one before it
 started. A LOADW may then run beside the MATMUL before it (double buffering) but waits for
-any MATMUL dispatched before the *previous* LOADW to have issued all its rows (that MATMUL
-used the bank this LOADW overwrites). A MATMUL waits until the LOADW before it has had its
+any MATMUL dispatched before the *previous* LOADW to have sent all its rows into the
+engine (that MATMUL used the bank this LOADW overwrites; the engine's interlock covers the
+rows already inside). A MATMUL waits until the LOADW before it has had its
 first column taken by the engine, whose interlock then holds the rows until the tile is
-complete. Rows and weight columns stream at one per cycle.
+complete. Rows and weight columns stream at one per cycle, across MATMUL boundaries too: a
+MATMUL is taken in the cycle the one before it requests its last row (each row carries its
+weight bank, dtype and PSUM tag, so nothing waits for the earlier rows to drain).
 
 Completion: ``o_loadw_done`` pulses (with the command's signal fields) when a LOADW's last
 column was taken; ``o_matmul_done`` pulses when a MATMUL's last row has been written into
@@ -214,7 +217,9 @@ class TensorSequencer(wiring.Component):
         tag = _tag_layout(p)
         m.submodules.engine = te = TensorEngine(p, tag_width=tag.size)
         m.submodules.w_reader = wr = _RowReader(p, 1)  # user: bank
-        m.submodules.a_reader = ar = _RowReader(p, data.StructLayout({"dtype": 2, "tag": tag}))
+        m.submodules.a_reader = ar = _RowReader(
+            p, data.StructLayout({"dtype": 2, "bank": 1, "tag": tag})
+        )
         wiring.connect(m, wr.port, wiring.flipped(self.w_port))
         wiring.connect(m, ar.port, wiring.flipped(self.a_port))
 
@@ -225,15 +230,19 @@ class TensorSequencer(wiring.Component):
         w_busy = Signal()  # the weight unit holds a LOADW
         w_col = Signal(9)  # columns requested so far
         w_taken = Signal(9)  # columns taken by the engine so far
-        a_busy = Signal()  # the row unit holds a MATMUL
+        a_walking = Signal()  # the row unit's walker has rows left to request
+        last_req = Signal()  # the walker's last request is taken this cycle
+        mm_pending = Signal(3)  # MATMULs taken whose last row has not entered the engine
         next_bank = Signal()
         cur_bank = Signal()
-        # The MATMUL in the row unit was dispatched before the last LOADW: the next LOADW
-        # (which reuses that MATMUL's bank) waits for it to issue all its rows.
-        mm_before_last_loadw = Signal()
-        loadw_ok = ~w_busy & ~mm_before_last_loadw
+        # MATMULs taken before the last LOADW whose rows are not all in the engine: the
+        # next LOADW (which reuses their bank) waits for them.
+        mm_before_last_loadw = Signal(3)
+        loadw_ok = ~w_busy & ~mm_before_last_loadw.any()
         first_col_pending = w_busy & ~w_taken.any()
-        matmul_ok = ~a_busy & ~first_col_pending
+        # A MATMUL is taken as soon as the one before it has requested its last row, so
+        # rows of consecutive MATMULs stream with no gap.
+        matmul_ok = (~a_walking | last_req) & ~first_col_pending
         m.d.comb += self.i_cmd.ready.eq(Mux(cmd.is_matmul, matmul_ok, loadw_ok))
         take = self.i_cmd.valid & self.i_cmd.ready
 
@@ -242,7 +251,7 @@ class TensorSequencer(wiring.Component):
         w_sig = Signal(_SIGNAL)
         w_bank = Signal()
         w_addr = Signal(20)
-        a_rows_done = Signal()  # pulse: the row unit issued its last row
+        a_rows_done = Signal()  # pulse: the last row of a MATMUL entered the engine
         with m.If(take & ~cmd.is_matmul):
             m.d.sync += [
                 w_busy.eq(1),
@@ -254,10 +263,10 @@ class TensorSequencer(wiring.Component):
                 w_col.eq(0),
                 w_taken.eq(0),
                 w_addr.eq(lw.start),
-                mm_before_last_loadw.eq(a_busy & ~a_rows_done),
+                mm_before_last_loadw.eq(mm_pending - a_rows_done),
             ]
-        with m.Elif(a_rows_done):
-            m.d.sync += mm_before_last_loadw.eq(0)
+        with m.Elif(a_rows_done & mm_before_last_loadw.any()):
+            m.d.sync += mm_before_last_loadw.eq(mm_before_last_loadw - 1)
 
         w_req_valid = w_busy & (w_col < p.cols)
         m.d.comb += [
@@ -301,15 +310,6 @@ class TensorSequencer(wiring.Component):
                 (a_cmd.psum.start, [a_cmd.psum.strides[d].stride for d in range(3)]),
             ],
         )
-        # The walker loads from the registered command one cycle after dispatch.
-        a_load = Signal()
-        m.d.sync += a_load.eq(take & cmd.is_matmul)
-        a_walking = Signal()
-        with m.If(take & cmd.is_matmul):
-            m.d.sync += [a_busy.eq(1), a_cmd.eq(mm), a_sig.eq(cmd.signal), a_bank.eq(cur_bank)]
-        with m.If(a_load):
-            m.d.sync += walker.start()
-            m.d.sync += a_walking.eq(1)
 
         mode = Mux(
             a_cmd.accumulate,
@@ -323,21 +323,38 @@ class TensorSequencer(wiring.Component):
             ar.i_req.payload.k.eq(a_cmd.k),
             ar.i_req.payload.last.eq(walker.last),
             ar.i_req.payload.user.dtype.eq(a_cmd.dtype),
+            ar.i_req.payload.user.bank.eq(a_bank),
             ar.i_req.payload.user.tag.addr.eq(walker.addr[1]),
             ar.i_req.payload.user.tag.mode.eq(mode),
             ar.i_req.payload.user.tag.n.eq(a_cmd.n),
             ar.i_req.payload.user.tag.signal.eq(Mux(walker.last, a_sig.as_value(), 0)),
         ]
         a_req_take = ar.i_req.valid & ar.i_req.ready
+        m.d.comb += last_req.eq(a_req_take & walker.last)
         with m.If(a_req_take):
             with m.If(walker.last):
                 m.d.sync += a_walking.eq(0)
             with m.Else():
                 walker.step()
+        # Taking a MATMUL loads the walker straight from the command (after the statements
+        # above, so a take in the cycle of the previous last request wins).
+        kn = Signal(18)
+        with m.If(take & cmd.is_matmul):
+            m.d.sync += [
+                a_cmd.eq(mm),
+                a_sig.eq(cmd.signal),
+                a_bank.eq(cur_bank),
+                a_walking.eq(1),
+                kn.eq(mm.k * mm.n),
+            ]
+            m.d.sync += [i.eq(0) for i in walker.idx]
+            for v, start in enumerate((mm.mov.start, mm.psum.start)):
+                m.d.sync += [walker.addr[v].eq(start), *(b.eq(start) for b in walker.base[v])]
+        m.d.sync += mm_pending.eq(mm_pending + (take & cmd.is_matmul) - a_rows_done)
         m.d.comb += [
             te.i_acts.valid.eq(ar.o_row.valid),
             te.i_acts.payload.data.eq(ar.o_row.payload.data),
-            te.i_acts.payload.bank.eq(a_bank),
+            te.i_acts.payload.bank.eq(ar.o_row.payload.user.bank),
             te.i_acts.payload.dtype.eq(ar.o_row.payload.user.dtype),
             te.i_acts.payload.last.eq(ar.o_row.payload.last),
             te.i_acts.payload.tag.eq(ar.o_row.payload.user.tag),
@@ -345,11 +362,7 @@ class TensorSequencer(wiring.Component):
         ]
         a_row_take = te.i_acts.valid & te.i_acts.ready
         m.d.comb += a_rows_done.eq(a_row_take & ar.o_row.payload.last)
-        with m.If(a_rows_done):
-            m.d.sync += a_busy.eq(0)
-        kn = Signal(18)
-        m.d.sync += kn.eq(a_cmd.k * a_cmd.n)  # settles long before the first row
-        with m.If(a_row_take):
+        with m.If(a_req_take):  # counted as requested: every request becomes a row
             m.d.sync += [self.rows.eq(self.rows + 1), self.macs.eq(self.macs + kn)]
 
         # ---- PSUM writer ---------------------------------------------------------------
@@ -379,5 +392,7 @@ class TensorSequencer(wiring.Component):
             self.o_matmul_done.payload.eq(done),
         ]
         inflight = Cat(*(r[0] for r in pending)).any() if pending else Const(0)
-        m.d.comb += self.busy.eq(w_busy | a_busy | te.busy | inflight | self.o_psum.valid)
+        m.d.comb += self.busy.eq(
+            w_busy | a_walking | mm_pending.any() | te.busy | inflight | self.o_psum.valid
+        )
         return m

@@ -19,7 +19,6 @@ import pickle
 import numpy as np
 import pytest
 
-from ncore import isa
 from ncore.golden import core as gcore
 from ncore.golden import dma as gdma
 from ncore.golden import program as gp
@@ -27,6 +26,8 @@ from ncore.golden import randprog
 from ncore.hw.core import COUNTERS
 from ncore.isa import CoreError
 from ncore.params import NCoreParams
+from ncore.verif.core_run import case as _case
+from ncore.verif.core_run import program_case as _program_case
 from ncore.verif.runner import run_bench
 
 DRAM_BYTES = 1 << 16
@@ -47,18 +48,6 @@ def _rq(rng, std, n):
     return {"scale": scale, "shift": shift, "bias": rng.integers(-500, 500, n)}
 
 
-def _case(name, dram, base, length, **extra):
-    return {"name": name, "dram": np.asarray(dram, np.uint8), "base": base, "length": length,
-            "max_cycles": 200_000, **extra}  # fmt: skip
-
-
-def _program_case(name, words, dram=None, base=0x4000, **extra):
-    dram = np.zeros(base, np.uint8) if dram is None else np.asarray(dram, np.uint8)
-    image = np.concatenate([dram[:base], np.zeros(max(0, base - len(dram)), np.uint8),
-                            np.frombuffer(isa.to_bytes(words), np.uint8)])  # fmt: skip
-    return _case(name, image, base, len(words), **extra)
-
-
 def directed_cases(p: NCoreParams, rng) -> list[dict]:
     cases = []
     if p.has_fp:
@@ -71,6 +60,11 @@ def directed_cases(p: NCoreParams, rng) -> list[dict]:
     M, K, N = (24, 20, 12) if p.rows >= 8 else (12, 9, 6)
     a, b = _i8(rng, (M, K)), _i8(rng, (K, N))
     cases.append(gp.gemm(p, a, b, **_rq(rng, 128 * 128 * np.sqrt(K) / 3, N), relu=True))
+    # The A-resident schedule of the GEMM benchmark, small: three blocks, two N tiles.
+    M, K, N = (30, 32, 12) if p.rows >= 8 else (30, 12, 6)
+    a, b = _i8(rng, (M, K)), _i8(rng, (K, N))
+    rq = _rq(rng, 128 * 128 * np.sqrt(K) / 3, N)
+    cases.append(gp.gemm_stationary(p, a, b, block_rows=10, **rq))
     x, w = _i8(rng, (5, 4, 3)), _i8(rng, (3, 3, 3, 4))
     cases.append(gp.conv3x3(p, x, w, **_rq(rng, 128 * 128 * np.sqrt(27) / 3, 4)))
     cases.append(gp.maxpool2x2(p, _i8(rng, (6, 6, p.rows + 1))))

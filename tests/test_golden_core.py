@@ -685,3 +685,27 @@ def test_statistics(seed):
     read = nn * M * K + nb * K * N + nn * tw * pieces3  # A per N tile, B per block, params
     assert (st.dma_bytes_read, st.dma_bytes_written) == (read, M * N)
     assert st.sem_waits == st.sem_signals  # every signal is taken
+
+
+@pytest.mark.parametrize(
+    "p, shape, block_rows",
+    [
+        (INT8, (37, 24, 17), 8),
+        (NCoreParams(rows=4, cols=8), (50, 12, 9), 7),
+        (NCoreParams(sbuf_depth=256), (40, 64, 24), None),
+    ],
+)
+def test_gemm_stationary(p, shape, block_rows, seed):
+    """The A-resident GEMM schedule: right under every pick order (it is correctly
+    synchronised), with several blocks, partial blocks and partial N tiles."""
+    M, K, N = shape
+    rng = np.random.default_rng(seed(70 + M))
+    a, b = _i8(rng, (M, K)), _i8(rng, (K, N))
+    rq = _requant_params(rng, 128 * 128 * np.sqrt(K) / 3, N)
+    d = gp.gemm_stationary(p, a, b, block_rows=block_rows, relu=True, **rq)
+    assert d.info["m_blocks"] >= 3
+    assert len(np.unique(d.expected["C"])) > 20
+    for pick in (None, list(reversed(gcore.PRIORITY)), np.random.default_rng(seed(71))):
+        core = d.run(pick=pick)
+        assert core.result.ok, core.result
+        np.testing.assert_array_equal(d.outputs(core.dram)["C"], d.expected["C"])

@@ -1,0 +1,70 @@
+"""Run programs on the simulated NeuronCore (cocotb bench ``verif/core_tb.py``) from Python.
+
+:func:`run_cases` writes the cases to a pickle, runs the ``core_bench`` top on Icarus or
+Verilator and returns what the bench read back after each case: STATUS, the error
+registers, every performance counter, the cycles from START to the IRQ, DRAM, SBUF and
+PSUM. Cases run back to back on one core, so SBUF/PSUM/weights carry over as on the ISS.
+"""
+
+from __future__ import annotations
+
+import pickle
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .. import isa
+from ..params import NCoreParams
+from .runner import run_bench
+
+__all__ = ["case", "program_case", "run_cases"]
+
+
+def case(name, dram, base, length, **extra) -> dict:
+    """One program run: ``dram`` image (program included) and the program's place in it.
+
+    ``extra``: ``pause`` (AXI stalls, 0…255), ``err`` ((base, size) SLVERR window),
+    ``watchdog``, ``max_cycles``, ``dram_bytes`` / ``sbuf_entries`` / ``psum_entries`` to
+    read back (defaults: the image, all of SBUF and PSUM)."""
+    return {"name": name, "dram": np.asarray(dram, np.uint8), "base": int(base),
+            "length": int(length), "max_cycles": 200_000, **extra}  # fmt: skip
+
+
+def program_case(name, words, dram=None, base=0x4000, **extra) -> dict:
+    """A case whose program ``words`` is placed at ``base`` after ``dram`` (inputs)."""
+    dram = np.zeros(base, np.uint8) if dram is None else np.asarray(dram, np.uint8)
+    head = np.zeros(base, np.uint8)
+    head[: min(base, len(dram))] = dram[:base]
+    image = np.concatenate([head, np.frombuffer(isa.to_bytes(words), np.uint8)])
+    return case(name, image, base, len(words), **extra)
+
+
+def run_cases(
+    params: NCoreParams,
+    sim: str,
+    cases: list[dict],
+    *,
+    dram_bytes: int = 1 << 16,
+    seed: int = 1,
+    work_dir: str | Path | None = None,
+) -> list[dict]:
+    """Run ``cases`` on the RTL; returns one result dict per case (see the module docstring)."""
+    for c in cases:
+        c.setdefault("dram_bytes", -(-len(c["dram"]) // 64) * 64)
+        c.setdefault("sbuf_entries", params.sbuf_depth)
+        c.setdefault("psum_entries", params.psum_depth)
+        if len(c["dram"]) > dram_bytes:
+            raise ValueError(f"case {c['name']}: image of {len(c['dram'])} B > DRAM {dram_bytes}")
+    with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
+        case_file, out_file = Path(tmp) / "cases.pkl", Path(tmp) / "results.pkl"
+        with open(case_file, "wb") as f:
+            pickle.dump([{k: v for k, v in c.items() if not k.startswith("_")} for c in cases], f)
+        env = {"NCORE_SEED": seed, "NCORE_CASES": case_file, "NCORE_RESULTS": out_file}
+        r = run_bench("core", params, sim, test_module="ncore.verif.core_tb", top="core_bench",
+                      top_options={"dram_bytes": dram_bytes}, env=env,
+                      testcase="test_programs")  # fmt: skip
+        if r["failed"] or not out_file.exists():
+            raise RuntimeError(f"core bench failed ({r['results_xml']})")
+        with open(out_file, "rb") as f:
+            return pickle.load(f)
