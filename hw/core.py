@@ -539,6 +539,20 @@ class _Core(wiring.Component):
         c_index = queues[_CONTROL].r.payload.index
         end_issue = issue[_CONTROL] & is_end_head
 
+        # Named wires for instruction traces (verif/trace_tb.py reads them on Icarus):
+        # which instruction starts and which completes, per engine, each cycle.
+        for i, q in enumerate(queues):
+            start_ix = Signal(32, name=f"trace_start_index{i}")
+            m.d.comb += start_ix.eq(q.r.payload.index)
+        for name, fires, index in (
+            ("dma", d_done, d_index),
+            ("tensor", t_retire, t_index),
+            ("vector", v_done, v_index),
+        ):
+            done = Signal(name=f"trace_done_{name}")
+            done_ix = Signal(32, name=f"trace_done_index_{name}")
+            m.d.comb += [done.eq(fires), done_ix.eq(index)]
+
         # ---- completions: signals ------------------------------------------------------
         events = [  # (fires, signal fields, index, engine)
             (d_ok, d_sig, d_index, _DMA),

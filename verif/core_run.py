@@ -18,7 +18,7 @@ from .. import isa
 from ..params import NCoreParams
 from .runner import run_bench
 
-__all__ = ["case", "program_case", "run_cases"]
+__all__ = ["case", "program_case", "run_cases", "trace_case"]
 
 
 def case(name, dram, base, length, **extra) -> dict:
@@ -66,5 +66,20 @@ def run_cases(
                       testcase="test_programs")  # fmt: skip
         if r["failed"] or not out_file.exists():
             raise RuntimeError(f"core bench failed ({r['results_xml']})")
+        with open(out_file, "rb") as f:
+            return pickle.load(f)
+
+
+def trace_case(params: NCoreParams, case: dict, *, dram_bytes: int = 1 << 16) -> dict:
+    """Per-instruction start/completion cycles of one case on Icarus (``verif/trace_tb.py``)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        case_file, out_file = Path(tmp) / "cases.pkl", Path(tmp) / "trace.pkl"
+        with open(case_file, "wb") as f:
+            pickle.dump([case], f)
+        env = {"NCORE_CASES": case_file, "NCORE_RESULTS": out_file}
+        r = run_bench("core", params, "icarus", test_module="ncore.verif.trace_tb",
+                      top="core_bench", top_options={"dram_bytes": dram_bytes}, env=env)  # fmt: skip
+        if r["failed"] or not out_file.exists():
+            raise RuntimeError(f"trace bench failed ({r['results_xml']})")
         with open(out_file, "rb") as f:
             return pickle.load(f)

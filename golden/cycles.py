@@ -1,0 +1,299 @@
+"""Cycle model of one NeuronCore: predicts how many cycles the RTL takes to run a program.
+
+An event model of the core's structure, not of its gates. Each instruction goes through
+
+* **fetch**: 64-byte words arrive over the bus ``FETCH_LATENCY`` cycles after START, one
+  per ``WORD_BEATS`` cycles, at most ``FETCH_QUEUE`` ahead of the decoder;
+* **decode**: one instruction at a time, ``decode_latency(op)`` cycles (the decoder's
+  pattern checks), then into its engine's queue (``queue_depth`` deep; dispatch stalls
+  while it is full) and ``QUEUE_LATENCY`` cycles later at the head;
+* **issue**: when the head's engine can take it and its semaphore (if any) has a token;
+  a signal is usable one cycle after the completion that raises it;
+* **execution** per engine: the DMA one descriptor at a time (``DMA_OVERHEAD`` + the
+  stream bound of :func:`ncore.golden.dma.cost`: beats, SBUF chunks or burst window); the
+  tensor sequencer as in hardware (LOADW columns after the bank's previous rows drained;
+  MATMUL rows one per cycle once the tile is complete, the next MATMUL taken as the last
+  row is requested; completions retire in queue order); the vector engine one ACT at a
+  time (``rows + latency + 3·P`` with a parameter load); NOP at once; END when all else
+  is done.
+
+Bus contention between instruction fetch and DMA reads is modelled as extra cycles on the
+DMA load that shares the bus with a fetch burst. Calibration constants were measured on
+the RTL (``verif/trace_tb.py`` gives per-instruction start/end cycles on Icarus); the
+benchmark reports the model's error against the RTL for every workload it runs.
+"""
+
+from __future__ import annotations
+
+import collections
+import heapq
+from dataclasses import dataclass, field
+
+from .. import isa
+from ..isa import Op
+from ..params import NCoreParams
+from . import core as gcore
+from . import dma as gdma
+from . import tensor_engine
+from . import vector_engine as gve
+
+__all__ = ["Timing", "predict"]
+
+# -- calibration (cycles, measured on the RTL) ------------------------------------------------
+FETCH_LATENCY = 1  #: START to the first fetch burst request
+FETCH_BURST = 4  #: words per fetch burst
+FETCH_OUTSTANDING = 2  #: fetch bursts in flight
+READ_LATENCY = 3  #: read request to its first beat
+FETCH_TO_DECODER = 2  #: a word's last beat to the decoder taking it
+WORD_BEATS = 4  #: bus beats per instruction word (128-bit bus; scaled by the bus width)
+FETCH_QUEUE = 8  #: words the fetch unit buffers
+QUEUE_LATENCY = 2  #: dispatch to queue head
+DMA_OVERHEAD = {gdma.Direction.LOAD: 12, gdma.Direction.STORE: 17}
+DMA_GAP = 1  #: cycles between one descriptor's completion and the next one's start
+LOADW_FIRST = 2  #: LOADW start to its first column in the engine
+MATMUL_FIRST = 2  #: MATMUL start to its first row request answered
+MATMUL_DONE = 2  #: last row in the engine + engine latency → PSUM written
+RETIRE = 1  #: tensor completion to its signal
+SEM = 1  #: signal to a waiter's start
+ACT_EXTRA = 1
+FETCH_HIDDEN = 0.2  #: share of a fetch burst a chunk-bound DMA load still waits for
+
+
+def decode_latency(op: Op, f: dict) -> int:
+    """Cycles the decoder holds an instruction (its pattern checks), take to offer."""
+    if op in (Op.NOP, Op.END, Op.DMA):
+        return 3
+    if op == Op.LOADW:
+        return 8
+    if op == Op.MATMUL:
+        return 9
+    n = 2 + int(f["load_params"]) + int(f["config"]["op"] != gve.Op.ACT)
+    return 7 + n
+
+
+@dataclass
+class Timing:
+    """Predicted cycles: ``total`` from START to the end, per instruction start/done."""
+
+    total: int
+    start: dict = field(default_factory=dict)
+    done: dict = field(default_factory=dict)
+    busy: dict = field(default_factory=dict)
+
+
+def _desc(f) -> gdma.Descriptor:
+    d = f["desc"]
+    return gdma.Descriptor(
+        d["direction"],
+        d["esize"],
+        gdma.Pattern(d["dram"]["start"], gcore._dims(d["dram"])),
+        gdma.Pattern(d["sbuf"]["start"], gcore._dims(d["sbuf"])),
+    )
+
+
+def _rows(ap) -> int:
+    n = 1
+    for d in ap["dims"]:
+        n *= int(d["count"])
+    return n
+
+
+def predict(params: NCoreParams, program) -> Timing:
+    """Cycles the core takes for ``program`` (words or an image), which must run to END
+    without error (the model does not model faults)."""
+    p = params
+    words = isa.from_bytes(bytes(program)) if isinstance(program, (bytes, bytearray)) else [
+        int(w) for w in program
+    ]  # fmt: skip
+    decoded = [isa.decode(w) for w in words]
+    beats = WORD_BEATS * 128 // p.axi_data_width
+    te_lat = tensor_engine.latency(p)
+    drain = p.rows * p.pe_add_latency + p.cols + 2
+    pieces3 = 3 * gcore.param_pieces(p)
+    ve_lat = gve.latency(p)
+
+    timing = Timing(0)
+    queues = {e: collections.deque() for e in gcore.PRIORITY}
+    depth = p.queue_depth
+    pops = {e: [] for e in gcore.PRIORITY}  # pop cycles per queue, in order
+    last_start = {e: -1 for e in gcore.PRIORITY}
+    pushed = {e: 0 for e in gcore.PRIORITY}
+    tokens = collections.defaultdict(list)  # sem → heap of token cycles
+    dec_take = []  # decoder take cycle per instruction
+    fetch_at = []  # when each word reaches the decoder
+
+    # dispatch state
+    nxt = 0
+    dec_free = 0
+    ended = False
+
+    # engine state
+    dma_free = 0
+    w_free = 0  # weight unit free (last LOADW complete)
+    walker_free = 0  # the row unit can take a MATMUL from this cycle
+    bank_last_row = [-(10**9), -(10**9)]  # last row entry per bank
+    bank = 1
+    tensor_retire = 0
+    lw_first = 0  # cycle the last LOADW's first column entered
+    lw_done = 0
+    mm_before_lw = 0  # rows of the MATMUL before the last LOADW all entered (cycle)
+    last_mm_rows_in = 0
+    vec_free = 0
+    done_all = 0  # latest completion so far
+
+    bursts = []  # (R-channel start, end) of each fetch burst of FETCH_BURST words
+
+    def fetch_time(i):
+        """When word ``i`` reaches the decoder (None: depends on a take not yet known)."""
+        while len(fetch_at) <= i:
+            k = len(bursts)
+            lo = FETCH_BURST * k
+            n = min(FETCH_BURST, len(words) - lo)
+            issue = FETCH_LATENCY if k == 0 else bursts[-1][2] + 1
+            need = lo + n - FETCH_QUEUE  # words the decoder must have taken first
+            if need > 0:
+                if need > len(dec_take):
+                    return None
+                issue = max(issue, dec_take[need - 1] + 1)
+            if k >= FETCH_OUTSTANDING:
+                issue = max(issue, bursts[k - FETCH_OUTSTANDING][1])
+            r0 = max(issue + READ_LATENCY, bursts[-1][1] if bursts else 0)
+            bursts.append((r0, r0 + beats * n, issue))
+            for j in range(n):
+                fetch_at.append(r0 + beats * (j + 1) + FETCH_TO_DECODER)
+        return fetch_at[i]
+
+    def fetch_beats(t0, t1):
+        """Fetch beats on the read channel during [t0, t1) (the bursts known so far)."""
+        total = 0
+        for r0, r1, _ in reversed(bursts):
+            if r1 <= t0:
+                break
+            total += max(0, min(r1, t1) - max(r0, t0))
+        return total
+
+    def dispatch():
+        """Dispatch every instruction whose queue slot is known to be free."""
+        nonlocal nxt, dec_free, ended
+        while not ended and nxt < len(words):
+            op, f = decoded[nxt]
+            eng = gcore.ENGINE_OF[op]
+            ft = fetch_time(nxt)
+            if ft is None:
+                return
+            take = max(ft, dec_free)
+            offer = take + decode_latency(op, f)
+            k = pushed[eng]
+            if k >= depth:
+                if len(pops[eng]) <= k - depth:
+                    return  # waits for a pop not yet modelled
+                offer = max(offer, pops[eng][k - depth] + 1)
+            dec_take.append(take)
+            queues[eng].append((nxt, op, f, offer + QUEUE_LATENCY))
+            pushed[eng] += 1
+            dec_free = offer + 1
+            nxt += 1
+            if op == Op.END:
+                ended = True
+
+    def token_ok(f, t):
+        """Earliest start ≥ t given the head's wait (None: no token yet)."""
+        if not f["wait_en"]:
+            return t
+        heap = tokens[f["wait_sem"]]
+        if not heap:
+            return None
+        return max(t, heap[0])
+
+    def signal(f, t):
+        if f["signal_en"]:
+            heapq.heappush(tokens[f["signal_sem"]], t + SEM)
+
+    def take_token(f):
+        if f["wait_en"]:
+            heapq.heappop(tokens[f["wait_sem"]])
+
+    while True:
+        dispatch()
+        cands = []
+        for e in gcore.PRIORITY:
+            q = queues[e]
+            if not q:
+                continue
+            idx, op, f, arrive = q[0]
+            t = max(arrive, last_start[e] + 1)  # a queue starts its heads in order
+            if e == gcore.Engine.DMA:
+                t = max(t, dma_free)
+            elif e == gcore.Engine.TENSOR:
+                if op == Op.LOADW:
+                    t = max(t, w_free, mm_before_lw)
+                else:
+                    t = max(t, walker_free, lw_first + 1)
+            elif e == gcore.Engine.VECTOR:
+                t = max(t, vec_free)
+            else:
+                if op == Op.END:
+                    if any(queues[o] for o in gcore.PRIORITY if o != gcore.Engine.CONTROL):
+                        continue
+                    t = max(t, done_all + 1)
+            t = token_ok(f, t)
+            if t is None:
+                continue
+            cands.append((t, int(e), idx))
+        if not cands:
+            break
+        t, e, idx = min(cands)
+        e = gcore.Engine(e)
+        _, op, f, _ = queues[e].popleft()
+        take_token(f)
+        pops[e].append(t)
+        last_start[e] = t
+        timing.start[idx] = t
+        if e == gcore.Engine.DMA:
+            desc = _desc(f)
+            c = gdma.cost(desc, p)
+            ovh = DMA_OVERHEAD[desc.direction]
+            end = t + ovh + c["stream_cycles"]
+            if desc.direction == gdma.Direction.LOAD:
+                # Fetch bursts share the read data channel: they add to the beats bound.
+                # A transfer bound by its reads (as many bursts as SBUF chunks) waits out
+                # each fetch burst; one bound by SBUF chunks reads ahead and hides some.
+                read_bound = c["bursts"] >= c["chunks"]
+                for _ in range(2):
+                    fb = fetch_beats(t, end)
+                    stream = c["stream_cycles"] + (fb if read_bound else FETCH_HIDDEN * fb)
+                    end = t + ovh + round(stream)
+            dma_free = end + DMA_GAP
+        elif e == gcore.Engine.TENSOR:
+            if op == Op.LOADW:
+                bank = 1 - bank
+                first = max(t + LOADW_FIRST, bank_last_row[bank] + drain)
+                lw_first = first
+                lw_done = first + p.cols - 1
+                w_free = lw_done + 1
+                mm_before_lw = last_mm_rows_in
+                end = max(lw_done, tensor_retire)
+            else:
+                m = _rows(f["mov"])
+                first_in = max(t + MATMUL_FIRST, lw_done + 1)
+                last_in = first_in + m - 1
+                bank_last_row[bank] = last_in
+                last_mm_rows_in = last_in
+                walker_free = last_in - 1
+                end = max(last_in + te_lat + MATMUL_DONE, tensor_retire)
+            end += RETIRE
+            tensor_retire = end
+        elif e == gcore.Engine.VECTOR:
+            m = _rows(f["src"])
+            end = t + m + ve_lat + ACT_EXTRA + (pieces3 if f["load_params"] else 0)
+            vec_free = end
+        else:
+            end = t
+        timing.done[idx] = end
+        done_all = max(done_all, end)
+        signal(f, end)
+        if op == Op.END:
+            timing.total = end
+            break
+    timing.total = timing.total or done_all
+    return timing
