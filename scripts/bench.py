@@ -6,7 +6,10 @@ Runs on Verilator and writes ``build/bench/results.json`` plus a printed table:
   double-buffered LOADW/MATMUL sequence, for several shapes and dtypes, each checked against
   the golden cycle model (the bench fails on any mismatch, numeric or cycle);
 * DMA — bytes per cycle for contiguous and strided loads/stores against the bus width
-  (:mod:`ncore.scripts.bench_dma`).
+  (:mod:`ncore.scripts.bench_dma`);
+* core — the 256³ INT8 GEMM from DRAM to DRAM (utilisation, cycles, simulation rate) and
+  the cycle model's error on it and on directed and random programs
+  (:mod:`ncore.scripts.bench_core`).
 
 Usage: ``python -m ncore.scripts.bench [--quick]``.
 """
@@ -108,6 +111,11 @@ def main(argv=None) -> int:
     designs = TE_DESIGNS[:2] if args.quick else TE_DESIGNS
     results["tensor_engine"] = bench_tensor_engine(designs)
     results["dma"] = bench_dma()
+    from .bench_core import bench_gemm, bench_model_error
+
+    sizes = ((64, 64, 64),) if args.quick else ((64, 64, 64), (256, 256, 256))
+    results["core_gemm"] = bench_gemm(sizes)
+    results["core_model"] = bench_model_error()
     path = Path(out / "results.json")
     path.write_text(json.dumps(results, indent=2) + "\n")
     print(f"bench: wrote {path}")

@@ -19,10 +19,11 @@ import pickle
 import numpy as np
 import pytest
 
+from ncore import isa
 from ncore.golden import core as gcore
+from ncore.golden import cycles, randprog
 from ncore.golden import dma as gdma
 from ncore.golden import program as gp
-from ncore.golden import randprog
 from ncore.hw.core import COUNTERS
 from ncore.isa import CoreError
 from ncore.params import NCoreParams
@@ -235,6 +236,19 @@ def test_core(sim, design, seed, tmp_path):
         for e in _compare(p, case, res, h):
             problems.append(f"{case['name']}: {e}")
     assert not problems, "\n".join(problems[:30])
+    # The cycle model against the RTL's cycle counter on every program that ran to END
+    # with an always-ready memory (the model has no AXI stalls).
+    errors = []
+    for case, res, h in zip(cases, results, hw, strict=True):
+        if res.ok and not case.get("pause"):
+            words = isa.from_bytes(bytes(case["dram"][case["base"] :][: 64 * case["length"]]))
+            model = cycles.predict(p, words).total
+            errors.append((abs(model - h["counters"]["cycles"]) / h["counters"]["cycles"],
+                           case["name"]))  # fmt: skip
+    worst = max(errors)
+    mean = sum(e for e, _ in errors) / len(errors)
+    print(f"cycle model on {len(errors)} programs: mean |error| {mean:.3f}, worst {worst}")
+    assert worst[0] < 0.2 and mean < 0.06, (worst, mean)
     # The cases really exercise what they claim.
     kinds = {c["name"]: res for c, res in zip(cases, results, strict=True)}
     assert all(res.ok for n, res in kinds.items() if not n.startswith("bad-"))

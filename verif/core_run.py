@@ -8,7 +8,10 @@ PSUM. Cases run back to back on one core, so SBUF/PSUM/weights carry over as on 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import pickle
+import sys
 import tempfile
 from pathlib import Path
 
@@ -40,6 +43,30 @@ def program_case(name, words, dram=None, base=0x4000, **extra) -> dict:
     return case(name, image, base, len(words), **extra)
 
 
+@contextlib.contextmanager
+def _output_to(log: str | Path | None):
+    """Send this process's stdout and stderr (the simulator's log) to ``log`` meanwhile."""
+    if log is None:
+        yield
+        return
+    Path(log).parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log, "w") as f:
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
 def run_cases(
     params: NCoreParams,
     sim: str,
@@ -48,8 +75,11 @@ def run_cases(
     dram_bytes: int = 1 << 16,
     seed: int = 1,
     work_dir: str | Path | None = None,
+    log: str | Path | None = None,
 ) -> list[dict]:
-    """Run ``cases`` on the RTL; returns one result dict per case (see the module docstring)."""
+    """Run ``cases`` on the RTL; returns one result dict per case (see the module docstring).
+
+    ``log``: a file for the simulator's output (default: this process's stdout)."""
     for c in cases:
         c.setdefault("dram_bytes", -(-len(c["dram"]) // 64) * 64)
         c.setdefault("sbuf_entries", params.sbuf_depth)
@@ -61,9 +91,10 @@ def run_cases(
         with open(case_file, "wb") as f:
             pickle.dump([{k: v for k, v in c.items() if not k.startswith("_")} for c in cases], f)
         env = {"NCORE_SEED": seed, "NCORE_CASES": case_file, "NCORE_RESULTS": out_file}
-        r = run_bench("core", params, sim, test_module="ncore.verif.core_tb", top="core_bench",
-                      top_options={"dram_bytes": dram_bytes}, env=env,
-                      testcase="test_programs")  # fmt: skip
+        with _output_to(log):
+            r = run_bench("core", params, sim, test_module="ncore.verif.core_tb",
+                          top="core_bench", top_options={"dram_bytes": dram_bytes}, env=env,
+                          testcase="test_programs")  # fmt: skip
         if r["failed"] or not out_file.exists():
             raise RuntimeError(f"core bench failed ({r['results_xml']})")
         with open(out_file, "rb") as f:
@@ -77,8 +108,9 @@ def trace_case(params: NCoreParams, case: dict, *, dram_bytes: int = 1 << 16) ->
         with open(case_file, "wb") as f:
             pickle.dump([case], f)
         env = {"NCORE_CASES": case_file, "NCORE_RESULTS": out_file}
+        opts = {"dram_bytes": dram_bytes}
         r = run_bench("core", params, "icarus", test_module="ncore.verif.trace_tb",
-                      top="core_bench", top_options={"dram_bytes": dram_bytes}, env=env)  # fmt: skip
+                      top="core_bench", top_options=opts, env=env)  # fmt: skip
         if r["failed"] or not out_file.exists():
             raise RuntimeError(f"trace bench failed ({r['results_xml']})")
         with open(out_file, "rb") as f:

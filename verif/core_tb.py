@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import time
 
 import cocotb
 import numpy as np
@@ -179,10 +180,12 @@ async def test_programs(dut):
         await regs.write("watchdog", case.get("watchdog", 64))
         await regs.write("irq_status", 3)
         t0 = cycles_now()
+        w0 = time.perf_counter()
         await regs.write("ctrl", CTRL_START)
         if not dut.irq.value:
             await with_timeout(RisingEdge(dut.irq), case["max_cycles"] * 10, "ns")
         wall = cycles_now() - t0
+        run_s = time.perf_counter() - w0
         status = await regs.read("status")
         res = {
             "status": status,
@@ -191,6 +194,7 @@ async def test_programs(dut):
             "irq_status": await regs.read("irq_status"),
             "counters": await regs.counters(),
             "wall_cycles": wall,
+            "run_s": run_s,  # host seconds from START to the IRQ (the simulation rate)
         }
         await regs.write("irq_status", 3)
         if status & 8:  # error: soft reset, which must return the core to idle
