@@ -68,7 +68,14 @@ from .semaphores import SemaphoreFile
 from .tensor_sequencer import TensorSequencer
 from .vector_sequencer import VectorSequencer
 
-__all__ = ["CORE_ID", "COUNTERS", "DebugSignature", "NeuronCore", "core_regs"]
+__all__ = [
+    "CORE_ID",
+    "COUNTERS",
+    "DebugSignature",
+    "NeuronCore",
+    "core_regs",
+    "register_map_markdown",
+]
 
 #: ``ID`` register: "NC" and the ISA version.
 CORE_ID = 0x4E43_0001
@@ -153,6 +160,15 @@ def core_regs(params: NCoreParams) -> list[Reg]:
 def _is(value, const: int):
     """``value == const`` (``~value.any()`` for 0: Verilator flags ``!x`` on a vector)."""
     return ~value.any() if const == 0 else value == const
+
+
+def register_map_markdown() -> str:
+    """The core's register map as a Markdown table (docs/core.md embeds it; a test checks)."""
+    lines = ["| offset | register | access | reset | meaning |", "|---|---|---|---|---|"]
+    for r in core_regs(NCoreParams()):
+        reset = f"{r.init:#x}" if r.access == RW else ("—" if r.access == RO else "0")
+        lines.append(f"| `{r.offset:#05x}` | `{r.name.upper()}` | {r.access} | {reset} | {r.doc} |")
+    return "\n".join(lines) + "\n"
 
 
 def _params_words(p: NCoreParams) -> tuple[int, int]:

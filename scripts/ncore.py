@@ -2,7 +2,7 @@
 
 Subcommands
     verilog   generate synthesizable Verilog (+ params.json) under build/verilog/
-    sim       run the tensor-engine bench on a simulator and print a summary
+    sim       simulate a GEMM on one NeuronCore (or the tensor-engine bench), print a summary
     lint      ruff on the Python, ``verilator --lint-only -Wall`` on generated Verilog
 
 Bad arguments and bad parameters end with one ``ncore: error: …`` line and exit status 2.
@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..hw.generate import BUILD
 from ..params import DTYPES, NCoreParams, ParamError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -90,6 +91,79 @@ def cmd_verilog(args) -> int:
 
 
 def cmd_sim(args) -> int:
+    if args.block == "core":
+        return _sim_core(args)
+    return _sim_tensor_engine(args)
+
+
+def _sim_core(args) -> int:
+    """A GEMM from DRAM to DRAM on one NeuronCore, checked against numpy and the ISS."""
+    import numpy as np
+
+    from ..golden import cycles
+    from ..golden import program as gp
+    from ..verif.core_run import case, run_cases
+
+    if args.dtypes is None and args.dtype != "int8":
+        args.dtypes = f"int8,{args.dtype}"
+    params = params_from_args(args)
+    if args.dtype not in params.dtypes:
+        raise CliError(f"dtype {args.dtype} is not built into this design; add it with DTYPES=")
+    m, k, n = args.gemm
+    rng = np.random.default_rng(args.seed)
+    if args.dtype == "int8":
+        a = rng.integers(-128, 128, (m, k), dtype=np.int8)
+        b = rng.integers(-128, 128, (k, n), dtype=np.int8)
+        rq = {"scale": rng.integers(1, 4, n), "shift": np.full(n, 14),
+              "bias": rng.integers(-99, 99, n)}  # fmt: skip
+        try:
+            d = gp.gemm_stationary(params, a, b, **rq)
+            schedule = f"A-resident, {d.info['block_rows']}-row blocks"
+        except ValueError:
+            d = gp.gemm(params, a, b, **rq)
+            schedule = "streaming"
+    else:
+        conv = {"bf16": lambda x: (x.view(np.uint32) >> 16).astype(np.uint16),
+                "fp16": lambda x: x.astype(np.float16).view(np.uint16)}[args.dtype]  # fmt: skip
+        a = conv(rng.standard_normal((m, k)).astype(np.float32))
+        b = conv(rng.standard_normal((k, n)).astype(np.float32))
+        d = gp.gemm(params, a, b, dtype=args.dtype, out=args.dtype)
+        schedule = "streaming"
+    dram_bytes = 1 << max(16, (len(d.dram) - 1).bit_length())
+    c = case("gemm", d.dram, d.program_base, len(d.program), sbuf_entries=1, psum_entries=1,
+             max_cycles=40 * m * n * k // (params.rows * params.cols) + 100_000)  # fmt: skip
+    log = BUILD / "sim" / "ncore-sim.log"
+    print(f"ncore sim — NeuronCore {params.rows}×{params.cols} ({','.join(params.dtypes)}) on "
+          f"{args.sim}: {args.dtype} GEMM {m}×{k}×{n} from DRAM to DRAM, {len(d.program)} "
+          f"instructions ({schedule}); simulator log: {log}", flush=True)  # fmt: skip
+    t0 = time.time()
+    hw = run_cases(params, args.sim, [c], dram_bytes=dram_bytes, seed=args.seed, log=log)[0]
+    wall = time.time() - t0
+    status = hw["status"]
+    ok = status & 0xF == 0b0101
+    got = d.outputs(hw["dram"])["C"]
+    exact = bool(np.array_equal(got, d.expected["C"]))
+    cyc = hw["counters"]["cycles"]
+    model = cycles.predict(params, d.program.words).total
+    util = m * n * k / (params.rows * params.cols) / cyc
+    cnt = hw["counters"]
+    print(f"  status {status:#x} ({'done' if ok else 'ERROR'}), result "
+          f"{'bit-exact against numpy' if exact else 'DIFFERS from numpy'}")  # fmt: skip
+    print(f"  {cyc} cycles, array utilisation {100 * util:.1f}% "
+          f"(M·N·K / (rows·cols) / cycles); cycle model {model} "
+          f"({100 * (model - cyc) / cyc:+.2f}%)")  # fmt: skip
+    print(f"  busy cycles: DMA {cnt['dma_busy']}, tensor {cnt['tensor_busy']}, vector "
+          f"{cnt['vector_busy']}; DMA read {cnt['dma_bytes_read']} B, wrote "
+          f"{cnt['dma_bytes_written']} B; {cnt['macs']} MACs, "
+          f"{cnt['retired']} instructions")  # fmt: skip
+    print(f"  simulated at {hw['wall_cycles'] / hw['run_s']:,.0f} cycles/s "
+          f"({wall:.1f} s wall including build)")  # fmt: skip
+    good = ok and exact
+    print("PASS" if good else "FAIL")
+    return 0 if good else 1
+
+
+def _sim_tensor_engine(args) -> int:
     from ..verif.runner import run_bench
 
     if args.dtypes is None and args.dtype != "int8":
@@ -191,11 +265,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "sim",
-        help="run the tensor-engine bench and print a summary",
-        description="Simulate the tensor engine on generated Verilog with cocotb,"
-        " compare every result with the golden model, print a summary.",
+        help="simulate a GEMM on one NeuronCore (or the tensor-engine bench)",
+        description="Simulate generated Verilog with cocotb and print a summary. --block core"
+        " (default) runs a GEMM from DRAM to DRAM on one NeuronCore and checks the result"
+        " against numpy; --block tensor_engine runs the tensor-engine bench.",
     )
     p.add_argument("--sim", choices=["verilator", "icarus"], default="verilator")
+    p.add_argument(
+        "--block",
+        choices=["core", "tensor_engine"],
+        default="core",
+        help="what to simulate (default core)",
+    )
+    p.add_argument(
+        "--gemm",
+        type=_positive_int,
+        nargs=3,
+        metavar=("M", "K", "N"),
+        default=(256, 256, 256),
+        help="GEMM shape for --block core (default 256 256 256)",
+    )
     p.add_argument(
         "--dtype",
         choices=list(DTYPES),
@@ -213,7 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-m", type=_positive_int, default=64, help="largest MATMUL in the random tests (64)"
     )
-    p.add_argument("--waves", action="store_true", help="write an FST waveform")
+    p.add_argument(
+        "--waves", action="store_true", help="write an FST waveform (tensor_engine only)"
+    )
     _add_param_options(p)
     p.set_defaults(func=cmd_sim)
 

@@ -50,3 +50,18 @@ def test_verilog_writes_params_json(tmp_path):
         [sys.executable, "-m", "ncore.scripts.ncore", "--help"], capture_output=True, text=True
     )
     assert r.returncode == 0 and "verilog" in r.stdout
+
+
+@pytest.mark.sim
+def test_sim_core_gemm_passes(sim):
+    """``ncore sim`` (what ``make sim`` runs): a small GEMM on the core, checked end to end."""
+    r = subprocess.run(
+        [sys.executable, "-m", "ncore.scripts.ncore", "sim", "--sim", sim, "--gemm", "20", "16",
+         "12", "--sbuf-depth", "512", "--psum-depth", "128"],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[-1] == "PASS"
+    assert any("bit-exact against numpy" in line for line in lines)
+    assert any("array utilisation" in line and "cycle model" in line for line in lines)

@@ -96,12 +96,12 @@ def test_fetch_program(width, pause, ready_rate):
 def test_fetch_error_stops_at_the_failing_instruction():
     p = NCoreParams()
     base = 1024
-    # Instruction 9 lies in the error window; the memory answers its whole burst
-    # (instructions 8…11, bursts of 4) with SLVERR, so fetch fails at instruction 8.
+    # Instruction 9 lies in the error window (its second beat answers SLVERR; the memory
+    # answers read beats one by one), so fetch delivers 0…8 and fails at instruction 9.
     got, want, state = run(p, base, 20, err=(base + 64 * 9 + 16, 8), pause=60)
-    assert [i for i, _ in got] == list(range(8))
-    assert [w for _, w in got] == want[:8]
-    assert state["error"] and state["error_addr"] == base + 64 * 8 and not state["busy"]
+    assert [i for i, _ in got] == list(range(9))
+    assert [w for _, w in got] == want[:9]
+    assert state["error"] and state["error_addr"] == base + 64 * 9 and not state["busy"]
 
 
 def test_stop_drains_and_goes_idle():

@@ -77,3 +77,22 @@ def test_errors_name_the_field():
 
 def test_reference_is_current():
     assert DOC.read_text() == isa.reference_markdown(), "run: python -m ncore.isa"
+
+
+def test_docs_register_map_is_current():
+    """docs/core.md embeds the core's register map as generated from the register table."""
+    from pathlib import Path
+
+    from ncore.hw.core import register_map_markdown
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "core.md").read_text()
+    assert register_map_markdown() in text
+
+
+def test_readme_register_map_is_current():
+    from pathlib import Path
+
+    from ncore.hw.core import register_map_markdown
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert register_map_markdown() in text

@@ -15,9 +15,11 @@ Benches receive their configuration through environment variables (``NCORE_*``),
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
+import uuid
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -123,15 +125,21 @@ def run_bench(
         build_args = [*VERILATOR_WAIVERS, "--assert"]
         if waves:
             build_args += ["--trace-fst", "--trace-structs"]
-    runner.build(
-        sources=[vfile],
-        hdl_toplevel=top,
-        build_dir=build_dir,
-        build_args=build_args,
-        timescale=("1ns", "1ps"),
-        waves=waves,
-    )
-    summary_file = build_dir / "summary.json"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    # Parallel test workers may build and run the same design: one build at a time, and
+    # each run writes its own results and summary files.
+    with open(build_dir / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        runner.build(
+            sources=[vfile],
+            hdl_toplevel=top,
+            build_dir=build_dir,
+            build_args=build_args,
+            timescale=("1ns", "1ps"),
+            waves=waves,
+        )
+    run_id = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    summary_file = build_dir / f"summary-{run_id}.json"
     summary_file.unlink(missing_ok=True)
     test_env = {
         "NCORE_DESIGN_DIR": str(vfile.parent),
@@ -139,7 +147,7 @@ def run_bench(
         "NCORE_SIM": sim,
     }
     test_env.update({k: str(v) for k, v in (env or {}).items()})
-    xml = build_dir / "results.xml"
+    xml = build_dir / f"results-{run_id}.xml"
     xml.unlink(missing_ok=True)
     runner.test(
         test_module=test_module,
@@ -154,6 +162,9 @@ def run_bench(
     )
     total, failed = _results(xml)
     summary = json.loads(summary_file.read_text()) if summary_file.exists() else None
+    summary_file.unlink(missing_ok=True)
+    if total and not failed:
+        xml.unlink(missing_ok=True)  # kept only to explain a failure
     return {
         "total": total,
         "failed": failed,
