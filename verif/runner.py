@@ -19,8 +19,8 @@ import fcntl
 import json
 import os
 import shutil
-import uuid
 import sys
+import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
