@@ -339,7 +339,8 @@ class _Core(wiring.Component):
             dma.axi.r.payload.eq(axi.r.payload),
             fetch.axi.r.valid.eq(axi.r.valid & r_fetch),
             dma.axi.r.valid.eq(axi.r.valid & ~r_fetch),
-            axi.r.ready.eq(Mux(r_fetch, fetch.axi.r.ready, dma.axi.r.ready)),
+            # RID means nothing while RVALID is low (a memory may leave it X): ready then.
+            axi.r.ready.eq(Mux(axi.r.valid, Mux(r_fetch, fetch.axi.r.ready, dma.axi.r.ready), 1)),
             fetch.axi.b.valid.eq(0),
         ]
 

@@ -63,9 +63,9 @@ def _csr(params: NCoreParams, **options):
 
 
 def _core(params: NCoreParams, **options):
-    from .core import NeuronCore
+    from .core_top import CoreTop
 
-    return NeuronCore(params, **options)
+    return CoreTop(params, **options)
 
 
 def _core_bench(params: NCoreParams, **options):

@@ -256,3 +256,36 @@ def test_core(sim, design, seed, tmp_path):
         errors = {res.error for n, res in kinds.items() if n.startswith("bad-")}
         assert errors == set(CoreError) - {CoreError.NONE}, errors
     assert {k for k, _, _ in COUNTERS} >= {"cycles", "macs", "retired"}
+
+
+@pytest.mark.sim
+def test_core_on_axiram(sim, seed, tmp_path):
+    """The same kind of programs against cocotbext-axi's AxiRam with random pauses on all
+    five channels: another slave implementation stresses the core's AXI master."""
+    p = DESIGNS["int8"]
+    s = seed(650)
+    rng = np.random.default_rng(s)
+    cases = directed_cases(p, rng)[:2] + random_cases(p, rng, 2, pause=100)
+    cases[0]["pause"] = 60
+    gc = gcore.Core(p, np.zeros(DRAM_BYTES, np.uint8))
+    results = []
+    for case in cases:
+        results.append(_golden_run(gc, case))
+        case["dram_bytes"] = -(-max(len(case["dram"]), 0x4000) // 64) * 64
+        case["sbuf_entries"], case["psum_entries"] = p.sbuf_depth, p.psum_depth
+        case["_golden_dram"] = gc.dram.copy()
+        case["_golden_sbuf"], case["_golden_psum"] = gc.sbuf.copy(), gc.psum.mem.copy()
+    case_file, out_file = tmp_path / "cases.pkl", tmp_path / "results.pkl"
+    with open(case_file, "wb") as f:
+        pickle.dump([{k: v for k, v in c.items() if not k.startswith("_")} for c in cases], f)
+    env = {"NCORE_SEED": s, "NCORE_CASES": case_file, "NCORE_RESULTS": out_file,
+           "NCORE_DRAM_BYTES": DRAM_BYTES}  # fmt: skip
+    r = run_bench("core_axi", p, sim, test_module="ncore.verif.core_axi_tb", top="core",
+                  env=env)  # fmt: skip
+    assert r["total"] == 1 and r["failed"] == 0, r
+    with open(out_file, "rb") as f:
+        hw = pickle.load(f)
+    problems = [f"{c['name']}: {e}" for c, res, h in zip(cases, results, hw, strict=True)
+                for e in _compare(p, c, res, h)]  # fmt: skip
+    assert not problems, "\n".join(problems[:30])
+    assert all(res.ok for res in results)

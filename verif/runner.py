@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import re
 import os
 import shutil
 import sys
@@ -91,6 +92,24 @@ def _results(xml_file: Path) -> tuple[int, int]:
     return total, failed
 
 
+_TRIGGER = re.compile(r"reg (\\\$auto\$verilog_backend\S*)\s*= 0;")
+
+
+def _icarus_source(vfile: Path, build_dir: Path) -> Path:
+    """The design for Icarus: Yosys makes every ``always @*`` block read a register
+    initialised to 0 so that simulators evaluate the block at time 0, but Icarus applies
+    declaration initialisers without an event, so a block whose inputs never change would
+    leave its outputs X. Toggling that register with ``#0`` gives the event."""
+    text = vfile.read_text()
+    patched = _TRIGGER.sub(lambda m: f"{m.group(0)}\n  initial #0 {m.group(1)} = 1'b1;", text)
+    out = build_dir / f"{vfile.stem}.icarus.v"
+    if not out.exists() or out.read_text() != patched:
+        tmp = out.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(patched)
+        tmp.replace(out)
+    return out
+
+
 def run_bench(
     bench: str,
     params: NCoreParams,
@@ -126,6 +145,9 @@ def run_bench(
         if waves:
             build_args += ["--trace-fst", "--trace-structs"]
     build_dir.mkdir(parents=True, exist_ok=True)
+    design_dir = vfile.parent
+    if sim == "icarus":
+        vfile = _icarus_source(vfile, build_dir)
     # Parallel test workers may build and run the same design: one build at a time, and
     # each run writes its own results and summary files.
     with open(build_dir / ".build.lock", "w") as lock:
@@ -142,7 +164,7 @@ def run_bench(
     summary_file = build_dir / f"summary-{run_id}.json"
     summary_file.unlink(missing_ok=True)
     test_env = {
-        "NCORE_DESIGN_DIR": str(vfile.parent),
+        "NCORE_DESIGN_DIR": str(design_dir),
         "NCORE_SUMMARY": str(summary_file),
         "NCORE_SIM": sim,
     }

@@ -1,0 +1,87 @@
+"""The NeuronCore with flat, conventionally named ports: the top to take into a user's flow.
+
+``m_axi_<channel><field>`` for the AXI4 master (``m_axi_arvalid``, ``m_axi_rdata``, …, as
+cocotbext-axi's ``AxiBus.from_prefix(dut, "m_axi")`` and most vendor tools expect),
+``s_axil_*`` for the AXI4-Lite register slave, ``irq``, and the debug read port as
+``dbg_en``/``dbg_psum``/``dbg_addr`` → ``dbg_sbuf_data``/``dbg_psum_data``. The port list
+is derived from :class:`ncore.hw.dma.AxiSignature`, so it cannot drift from the core.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from ..params import NCoreParams
+from .core import NeuronCore
+from .dma_bench_top import axi_port_name
+
+__all__ = ["CoreTop"]
+
+_CHANNELS = ("aw", "w", "b", "ar", "r")
+
+
+class CoreTop(wiring.Component):
+    """:class:`NeuronCore` with flat ports (see the module docstring).
+
+    Parameters
+    ----------
+    params : NCoreParams
+    **options
+        Passed to :class:`NeuronCore`.
+    """
+
+    def __init__(self, params: NCoreParams, **options):
+        self._p = params
+        self.core = NeuronCore(params, **options)
+        members = {}
+        for name, member in self.core.signature.members.items():
+            if name.startswith("s_axil_") or name == "irq":
+                members[name] = member
+        dbg = self.core.signature.members["dbg"].signature
+        for name, member in dbg.members.items():
+            members[f"dbg_{name}"] = (In if member.flow == In else Out)(member.shape)
+        axi = self.core.signature.members["axi"].signature
+        for ch in _CHANNELS:
+            chan = axi.members[ch]
+            out = chan.flow == Out
+            for fname, field in chan.signature.members["payload"].shape:
+                members[axi_port_name(ch, fname)] = (Out if out else In)(field.shape)
+            members[axi_port_name(ch, "valid")] = (Out if out else In)(1)
+            members[axi_port_name(ch, "ready")] = (In if out else Out)(1)
+        super().__init__(members)
+
+    @property
+    def params(self) -> NCoreParams:
+        return self._p
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.core = core = self.core
+        for name, member in self.signature.members.items():
+            if name.startswith("s_axil_") or name == "irq":
+                port, inner = getattr(self, name), getattr(core, name)
+            elif name.startswith("dbg_"):
+                port, inner = getattr(self, name), getattr(core.dbg, name[4:])
+            else:
+                continue
+            if member.flow == In:
+                m.d.comb += inner.eq(port)
+            else:
+                m.d.comb += port.eq(inner)
+        for ch in _CHANNELS:
+            chan = getattr(core.axi, ch)
+            out = ch in ("aw", "w", "ar")
+            pairs = [
+                (getattr(chan.payload, f), axi_port_name(ch, f)) for f, _ in chan.payload.shape()
+            ]
+            pairs.append((chan.valid, axi_port_name(ch, "valid")))
+            for sig, port in pairs:
+                if out:
+                    m.d.comb += getattr(self, port).eq(sig)
+                else:
+                    m.d.comb += sig.eq(getattr(self, port))
+            ready = getattr(self, axi_port_name(ch, "ready"))
+            m.d.comb += chan.ready.eq(ready) if out else ready.eq(chan.ready)
+        return m
