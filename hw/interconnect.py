@@ -181,7 +181,7 @@ class AxiInterconnect(wiring.Component):
         with m.If(~sel_valid | accept):
             m.d.sync += gnt.eq(win)
             with m.If(req.any()):
-                m.d.sync += prio.eq(Cat(win[:i].any() if i else Const(0, 1) for i in range(n)))
+                m.d.sync += prio.eq(prio | Cat(win[:i].any() if i else Const(0, 1) for i in range(n)))
         return gnt, commit
 
     def elaborate(self, platform):
