@@ -163,9 +163,8 @@ class AxiInterconnect(wiring.Component):
             m.d.comb += getattr(down.payload, f).eq(
                 _onehot_mux(gnt, [getattr(u.payload, f) for u in ups])
             )
-        m.d.comb += down.payload.id.eq(
-            _onehot_mux(gnt, [Cat(u.payload.id, Const(i, self.port_bits)) for i, u in enumerate(ups)])
-        )
+        ids = [Cat(u.payload.id, Const(i, self.port_bits)) for i, u in enumerate(ups)]
+        m.d.comb += down.payload.id.eq(_onehot_mux(gnt, ids))
         for i, u in enumerate(ups):
             m.d.comb += u.ready.eq(gnt[i] & down.ready & (held | room))
 
@@ -181,7 +180,7 @@ class AxiInterconnect(wiring.Component):
         with m.If(~sel_valid | accept):
             m.d.sync += gnt.eq(win)
             with m.If(req.any()):
-                m.d.sync += prio.eq(prio | Cat(win[:i].any() if i else Const(0, 1) for i in range(n)))
+                m.d.sync += prio.eq(Cat(win[:i].any() if i else Const(0, 1) for i in range(n)))
         return gnt, commit
 
     def elaborate(self, platform):
