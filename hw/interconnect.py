@@ -11,14 +11,16 @@ IDs and responses
     B responses are routed purely by ID — never by request order — to the port in the ID's
     high bits, carrying the low ``id_width`` bits as the upstream ID. Error responses
     (SLVERR/DECERR) are routed like any other. A response stays on ``down`` until its port
-    accepts it (backpressure reaches the memory); R beats of different IDs may interleave as
-    the memory sends them. A response naming no port (high bits ≥ ``ports``; impossible from
-    a conforming memory) is accepted and dropped.
+    accepts it (backpressure reaches the memory), so a port that withholds READY also holds
+    up the responses behind it for the other ports (there is no per-port response buffer);
+    R beats of different IDs may interleave as the memory sends them. A response naming no
+    port (high bits ≥ ``ports``; impossible from a conforming memory) is accepted and
+    dropped.
 
 Arbitration (AR and AW independently)
     Round robin among the requesting ports, one grant per burst (per AR/AW handshake). The
-    grant is a register: a request seen in cycle *t* is presented on ``down`` from cycle
-    *t + 1*, and the next winner is chosen in the cycle a burst is accepted, so back-to-back
+    grant is a register: a request seen in cycle *t* by an idle channel is presented on
+    ``down`` from cycle *t + 1*, and the next winner is chosen in the cycle a burst is accepted, so back-to-back
     bursts (from one port or several) pass at one per cycle. A granted port keeps the grant
     until its request is accepted downstream (AXI: a raised VALID stays up with a stable
     payload); ``down``'s VALID/payload are then that port's, ``up*.ready`` is ``down``'s READY
@@ -34,7 +36,7 @@ Write data
     downstream before the memory accepts the AW (allowed by AXI; a memory may wait for W
     before AWREADY), but never before the AW is presented. At most ``max_writes`` bursts are
     committed and not finished with W; a further AW waits. W beats a port offers before its
-    AW is granted wait (its ``w.ready`` is low).
+    AW is presented wait (its ``w.ready`` is low).
 
 In flight
     At most ``max_outstanding`` read and ``max_outstanding`` write bursts are presented

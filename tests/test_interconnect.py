@@ -208,7 +208,8 @@ class Master:
 
 class Monitor:
     """Watches ``down``: VALID held with a stable payload until READY, the port bits of every
-    ID, read bursts and committed writes in flight; records the AR/AW grant order."""
+    ID, read bursts and committed writes in flight; records the AR/AW grant (handshake)
+    order as port numbers."""
 
     def __init__(self, ic):
         self.ic = ic
@@ -230,10 +231,11 @@ class Monitor:
                 payload = int(payload.as_value().value) if valid else None
                 if prev[k] is not None:
                     assert valid and payload == prev[k], f"down.{ch}: VALID/payload changed"
-                if ch != "w" and valid and prev[k] is None:  # a new burst presented
+                if ch != "w" and valid and ready:  # a grant: the port is in the ID's high bits
                     port = payload >> IW & ((1 << self.ic.port_bits) - 1)  # id: lowest field
                     assert port < self.ic.ports, f"down.{ch}: ID names port {port}"
                     (self.ar_order if ch == "ar" else self.aw_order).append(port)
+                if ch != "w" and valid and prev[k] is None:  # a new burst presented
                     if ch == "ar":
                         reads += 1
                     else:
