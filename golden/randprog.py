@@ -108,8 +108,13 @@ def random_program(
     psum_regions: int = 4,
     in_bytes: int = 4096,
     out_bytes: int = 4096,
+    dram_base: int = 0,
 ) -> RandomProgram:
-    """A random valid program with its DRAM image (see the module docstring)."""
+    """A random valid program with its DRAM image (see the module docstring).
+
+    The program reads ``in_bytes`` of random input at ``dram_base``, writes only the
+    ``out_bytes`` after them, and sits right after that (so programs with different
+    ``dram_base`` can run side by side on several cores)."""
     p = params
     if p.rows & (p.rows - 1):
         raise ValueError("random programs need a power-of-two row count (DMA patterns)")
@@ -119,7 +124,7 @@ def random_program(
     r = rng
     has_fp = p.has_fp
     esizes = [0, 1] if has_fp else [0]
-    in_base, out_base = 0, in_bytes
+    in_base, out_base = dram_base, dram_base + in_bytes
     bar = {0: 0, 1: 1, 2: 2}
     go = {0: 3, 1: 4, 2: 5}
     chain_sems = (6, 7, 8)
@@ -342,7 +347,7 @@ def random_program(
     words = g.words
     base = -(-(out_base + out_bytes) // 64) * 64
     dram = np.zeros(base + 64 * len(words), dtype=np.uint8)
-    dram[in_base:in_bytes] = r.integers(0, 256, in_bytes, dtype=np.uint8)
+    dram[in_base : in_base + in_bytes] = r.integers(0, 256, in_bytes, dtype=np.uint8)
     dram[base:] = np.frombuffer(isa.to_bytes(words), dtype=np.uint8)
     stats["words"] = len(words)
     return RandomProgram(p, words, dram, base, stats)

@@ -62,6 +62,7 @@ from .decoder import Decoder
 from .dma import DMA, AxiSignature
 from .fetch import Fetch
 from .isa import header_layout, instruction_layout
+from .link import LinkReceiver, LinkSender, link_layout
 from .psum import PSUM
 from .sbuf import SBuf
 from .semaphores import SemaphoreFile
@@ -80,7 +81,10 @@ __all__ = [
 #: ``ID`` register: "NC" and the ISA version.
 CORE_ID = 0x4E43_0001
 DMA_ID, FETCH_ID = 0, 1
-_DMA, _TENSOR, _VECTOR, _CONTROL, _DISPATCH = range(5)
+_DMA, _TENSOR, _VECTOR, _CONTROL, _DISPATCH, _SEND, _RECV = range(7)
+#: Queues in the semaphore file's service order (golden.core.PRIORITY).
+_PRIORITY = (_DMA, _TENSOR, _VECTOR, _SEND, _RECV, _CONTROL)
+LINK_FIFO_DEPTH = 16  #: rows a link buffers between two cores
 _WORD = isa.WORD_BITS
 
 #: Performance counters, in register order from ``COUNTER_BASE``: (name, width, meaning).
@@ -101,6 +105,8 @@ COUNTERS = [
     ("matmul_rows", 32, "activation rows streamed through the PE array"),
     ("act_rows", 32, "rows processed by the vector engine"),
     ("retired", 32, "instructions completed"),
+    ("link_rows_sent", 32, "rows SEND pushed into the outgoing link"),
+    ("link_rows_received", 32, "rows RECV took from the incoming link"),
 ]
 COUNTER_BASE = 0x40
 
@@ -249,6 +255,13 @@ class _Core(wiring.Component):
                 "base": In(aw),
                 "length": In(32),
                 "watchdog": In(32),
+                "core_id": In(4),
+                # core-to-core link and barrier
+                "link_out": Out(stream.Signature(link_layout(params))),
+                "link_in": In(stream.Signature(link_layout(params))),
+                "barrier_req": Out(1),
+                "barrier_mask": Out(16),
+                "barrier_go": In(1),
                 # status
                 "running": Out(1),
                 "done": Out(1),
@@ -277,23 +290,40 @@ class _Core(wiring.Component):
         m.submodules.dma = dma = DMA(p, id_width=self._id_width, **self._dma_options)
         m.submodules.tseq = tseq = TensorSequencer(p)
         m.submodules.vseq = vseq = VectorSequencer(p)
+        m.submodules.sender = snd = LinkSender(p)
+        m.submodules.receiver = rcv = LinkReceiver(p)
         m.submodules.sbuf = sbuf = SBuf(
-            p, readers=("weights", "tensor", "vector", "vector_b"), row_writer=True
+            p, readers=("weights", "tensor", "vector", "vector_b", "link"), row_writer=True
         )
         m.submodules.psum = psum = PSUM(p)
-        m.submodules.sems = sems = SemaphoreFile(p.semaphores, waiters=4, signallers=4)
-        queues = []
-        for name in ("dma", "tensor", "vector", "control"):
+        m.submodules.sems = sems = SemaphoreFile(p.semaphores, waiters=6, signallers=6)
+        queues = {}
+        names = ("dma", "tensor", "vector", "send", "recv", "control")
+        for e, name in zip(_PRIORITY, names, strict=True):
             q = _Queue(p.queue_depth)
             m.submodules[f"q_{name}"] = q
-            queues.append(q)
+            queues[e] = q
 
         wiring.connect(m, dma.sbuf, sbuf.dma)
         wiring.connect(m, tseq.w_port, sbuf.weights)
         wiring.connect(m, tseq.a_port, sbuf.tensor)
         wiring.connect(m, tseq.o_psum, psum.i_write)
         wiring.connect(m, vseq.b_port, sbuf.vector_b)
-        wiring.connect(m, vseq.row_w, sbuf.row_w)
+        wiring.connect(m, snd.port, sbuf.link)
+        wiring.connect(m, snd.o_link, wiring.flipped(self.link_out))
+        wiring.connect(m, wiring.flipped(self.link_in), rcv.i_link)
+        m.d.comb += dec.core_id.eq(self.core_id)
+        # SBUF row writes: the vector engine, else the link receiver (the DMA beats both).
+        rw = sbuf.row_w
+        v_w, r_w = vseq.row_w, rcv.row_w
+        m.d.comb += [
+            rw.en.eq(v_w.en | r_w.en),
+            rw.addr.eq(Mux(v_w.en, v_w.addr, r_w.addr)),
+            rw.mask.eq(Mux(v_w.en, v_w.mask, r_w.mask)),
+            rw.data.eq(Mux(v_w.en, v_w.data.as_value(), r_w.data.as_value())),
+            v_w.ready.eq(rw.ready),
+            r_w.ready.eq(rw.ready & ~v_w.en),
+        ]
 
         # SBUF "vector" reader and the PSUM read port: the vector sequencer, or the debug
         # port while the core is not running.
@@ -384,11 +414,15 @@ class _Core(wiring.Component):
         o = dec.o_instr
         ohead = data.View(header_layout, o.payload.word[: header_layout.size])
         room = Signal()
-        m.d.comb += room.eq(Array(q.w.ready for q in queues)[o.payload.engine])
+        m.d.comb += room.eq(
+            Array(queues[e].w.ready if e in queues else Const(0) for e in range(8))[
+                o.payload.engine
+            ]
+        )
         can_dispatch = running & ~pending & ~dispatch_ended & ~halt_exec & ~self.halt
         m.d.comb += o.ready.eq(can_dispatch & room)
         pushed = o.valid & o.ready
-        for i, q in enumerate(queues):
+        for i, q in queues.items():
             m.d.comb += [
                 q.w.valid.eq(pushed & _is(o.payload.engine, i)),
                 q.w.payload.word.eq(o.payload.word),
@@ -429,39 +463,55 @@ class _Core(wiring.Component):
             ]
 
         # ---- queue heads and issue -----------------------------------------------------
-        heads = [data.View(header_layout, q.r.payload.word[: header_layout.size]) for q in queues]
+        heads = {
+            e: data.View(header_layout, q.r.payload.word[: header_layout.size])
+            for e, q in queues.items()
+        }
         # 32 entries, so the 5-bit index covers the case (Verilator CASEINCOMPLETE).
         sem_arr = Array(sems.values[s] if s < p.semaphores else Const(0, 8) for s in range(32))
-        sem_val = [Signal(8, name=f"semval{i}") for i in range(4)]
-        for i in range(4):
-            m.d.comb += sem_val[i].eq(sem_arr[heads[i].wait_sem])
-        wait_ok = [~h.wait_en | sem_val[i].any() for i, h in enumerate(heads)]
+        sem_val = {e: Signal(8, name=f"semval{e}") for e in queues}
+        for e in queues:
+            m.d.comb += sem_val[e].eq(sem_arr[heads[e].wait_sem])
+        wait_ok = {e: ~h.wait_en | sem_val[e].any() for e, h in heads.items()}
 
         # Engine readiness.
         dma_inflight = Signal()
         tret_level = Signal(range(9))
-        eng_ready = [Signal(name=f"eng_ready{i}") for i in range(4)]
-        others_empty = ~Cat(*(q.r.valid for q in queues[:3])).any()
-        all_idle = Signal()
+        eng_ready = {e: Signal(name=f"eng_ready{e}") for e in queues}
+        others_empty = ~Cat(*(q.r.valid for e, q in queues.items() if e != _CONTROL)).any()
+        bar_busy = Signal()  # a BARRIER has arrived and waits for the others
+        all_idle = Signal()  # every engine has finished
         m.d.comb += all_idle.eq(
             ~dma.busy & ~dma_inflight & ~tseq.busy & ~tret_level.any() & ~vseq.busy
-        )
+            & ~snd.busy & ~rcv.busy & ~bar_busy
+        )  # fmt: skip
+        # Engines that hold an instruction but can make no progress on their own: a link
+        # waiting for data or room, a barrier waiting for the other cores.
+        stalled = Signal()
+        m.d.comb += stalled.eq(
+            ~dma.busy & ~dma_inflight & ~tseq.busy & ~tret_level.any() & ~vseq.busy
+            & (~snd.busy | snd.waiting) & (~rcv.busy | rcv.waiting) & ~self.barrier_go
+        )  # fmt: skip
         is_end_head = heads[_CONTROL].opcode == Op.END
+        is_bar_head = heads[_CONTROL].opcode == Op.BARRIER
         t_is_mm = heads[_TENSOR].opcode == Op.MATMUL
         m.d.comb += [
             eng_ready[_DMA].eq(dma.i_desc.ready & ~dma_inflight),
             eng_ready[_TENSOR].eq(tseq.i_cmd.ready & (tret_level < 8)),
             eng_ready[_VECTOR].eq(vseq.i_cmd.ready),
-            eng_ready[_CONTROL].eq(~is_end_head | (others_empty & all_idle)),
+            eng_ready[_SEND].eq(snd.i_cmd.ready),
+            eng_ready[_RECV].eq(rcv.i_cmd.ready),
+            eng_ready[_CONTROL].eq(~bar_busy & (~is_end_head | (others_empty & all_idle))),
         ]
-        issue = [Signal(name=f"issue{i}") for i in range(4)]
-        for i, (q, h) in enumerate(zip(queues, heads, strict=True)):
-            can_go = q.r.valid & eng_ready[i] & ~stop_issue
+        issue = {e: Signal(name=f"issue{e}") for e in queues}
+        for k, e in enumerate(_PRIORITY):
+            q, h = queues[e], heads[e]
+            can_go = q.r.valid & eng_ready[e] & ~stop_issue
             m.d.comb += [
-                sems.wait[i].en.eq(can_go & h.wait_en),
-                sems.wait[i].sem.eq(h.wait_sem),
-                issue[i].eq(can_go & (~h.wait_en | sems.grant[i])),
-                q.r.ready.eq(issue[i]),
+                sems.wait[k].en.eq(can_go & h.wait_en),
+                sems.wait[k].sem.eq(h.wait_sem),
+                issue[e].eq(can_go & (~h.wait_en | sems.grant[k])),
+                q.r.ready.eq(issue[e]),
             ]
         m.d.comb += sems.clear.eq(start)
 
@@ -551,20 +601,63 @@ class _Core(wiring.Component):
         v_done = vseq.o_done.valid
         v_sig = Cat(vseq.o_done.payload.signal_en, vseq.o_done.payload.signal_sem)
 
-        # Control: NOP retires as it issues; END ends the program.
-        c_sig = Cat(heads[_CONTROL].signal_en, heads[_CONTROL].signal_sem)
-        c_index = queues[_CONTROL].r.payload.index
+        # Links: SEND and RECV, one instruction each in flight.
+        link_info = {}
+        for e, unit, field in ((_SEND, snd, "send"), (_RECV, rcv, "recv")):
+            word = queues[e].r.payload.word
+            cmd = unit.i_cmd.payload
+            body = getattr(cmd, field)
+            index = Signal(32, name=f"{field}_index")
+            wsem = Signal(5, name=f"{field}_wait_sem")
+            with m.If(issue[e]):
+                m.d.sync += [index.eq(queues[e].r.payload.index), wsem.eq(heads[e].wait_sem)]
+            m.d.comb += [
+                unit.i_cmd.valid.eq(issue[e]),
+                body.eq(word[32 : 32 + body.shape().size]),
+                cmd.signal.signal_en.eq(heads[e].signal_en),
+                cmd.signal.signal_sem.eq(heads[e].signal_sem),
+            ]
+            sig = Cat(unit.o_done.payload.signal_en, unit.o_done.payload.signal_sem)
+            link_info[e] = (unit.o_done.valid, sig, index, wsem)
+
+        # Control: NOP retires as it issues; END ends the program; BARRIER arrives as it
+        # issues and completes when the chip says every core of its mask has arrived.
+        c_sig_head = Cat(heads[_CONTROL].signal_en, heads[_CONTROL].signal_sem)
+        bar_sig = Signal(6)
+        bar_index = Signal(32)
+        bar_wsem = Signal(5)
+        bar_issue = issue[_CONTROL] & is_bar_head
+        bar_mask = data.View(instruction_layout(Op.BARRIER), queues[_CONTROL].r.payload.word).mask
+        all_cores = (1 << p.cores) - 1
+        with m.If(bar_issue):
+            m.d.sync += [
+                bar_busy.eq(1),
+                bar_sig.eq(c_sig_head),
+                bar_index.eq(queues[_CONTROL].r.payload.index),
+                bar_wsem.eq(heads[_CONTROL].wait_sem),
+                self.barrier_mask.eq(Mux(bar_mask.any(), bar_mask, all_cores)),
+            ]
+        with m.If(bar_busy & self.barrier_go):
+            m.d.sync += bar_busy.eq(0)
+        m.d.comb += self.barrier_req.eq(bar_busy)
+        c_fires = Signal()
+        m.d.comb += c_fires.eq((issue[_CONTROL] & ~is_bar_head) | (bar_busy & self.barrier_go))
+        c_sig = Mux(bar_busy, bar_sig, c_sig_head)
+        c_index = Mux(bar_busy, bar_index, queues[_CONTROL].r.payload.index)
         end_issue = issue[_CONTROL] & is_end_head
 
         # Named wires for instruction traces (verif/trace_tb.py reads them on Icarus):
         # which instruction starts and which completes, per engine, each cycle.
-        for i, q in enumerate(queues):
+        for i, q in queues.items():
             start_ix = Signal(32, name=f"trace_start_index{i}")
             m.d.comb += start_ix.eq(q.r.payload.index)
         for name, fires, index in (
             ("dma", d_done, d_index),
             ("tensor", t_retire, t_index),
             ("vector", v_done, v_index),
+            ("send", link_info[_SEND][0], link_info[_SEND][2]),
+            ("recv", link_info[_RECV][0], link_info[_RECV][2]),
+            ("control", c_fires, c_index),
         ):
             done = Signal(name=f"trace_done_{name}")
             done_ix = Signal(32, name=f"trace_done_index_{name}")
@@ -575,7 +668,9 @@ class _Core(wiring.Component):
             (d_ok, d_sig, d_index, _DMA),
             (t_retire, t_sig, t_index, _TENSOR),
             (v_done, v_sig, v_index, _VECTOR),
-            (issue[_CONTROL], c_sig, c_index, _CONTROL),
+            (link_info[_SEND][0], link_info[_SEND][1], link_info[_SEND][2], _SEND),
+            (link_info[_RECV][0], link_info[_RECV][1], link_info[_RECV][2], _RECV),
+            (c_fires, c_sig, c_index, _CONTROL),
         ]
         for k, (fires, sig, _, _) in enumerate(events):
             m.d.comb += [
@@ -605,15 +700,15 @@ class _Core(wiring.Component):
 
         # Quiet: nothing running, nothing can start, dispatch cannot proceed.
         startable = [
-            q.r.valid & wait_ok[i] & (eng_ready[i] if i == _CONTROL else 1)
-            for i, q in enumerate(queues)
+            q.r.valid & wait_ok[e] & (eng_ready[e] if e == _CONTROL else 1)
+            for e, q in queues.items()
         ]
         dispatch_stuck = pending | dispatch_ended | halt_exec | (o.valid & ~room)
         signalling = Cat(*(s.en for s in sems.signal)).any()
         quiet = Signal()
         # A fetch unit blocked behind a full queue counts as stuck, not busy.
         m.d.comb += quiet.eq(
-            running & all_idle & ~Cat(*startable).any() & dispatch_stuck & ~signalling
+            running & stalled & ~Cat(*startable).any() & dispatch_stuck & ~signalling
             & (~fetch.busy | (o.valid & ~room))
         )  # fmt: skip
         quiet_cnt = Signal(32)
@@ -628,7 +723,7 @@ class _Core(wiring.Component):
         # (Pulses are plain expressions, not assignments under If: Icarus does not run an
         # ``always @*`` block until one of its inputs changes, so a constant-0 condition
         # would leave them X and the X would stick in IRQ_STATUS.)
-        end_exec = running & halt_exec & all_idle & ~fetch.busy
+        end_exec = running & halt_exec & stalled & ~fetch.busy
         end_pending = running & pending & quiet & (quiet_cnt >= settle)
         end_deadlock = running & quiet & (quiet_cnt >= limit - 1)
         m.d.comb += [
@@ -640,11 +735,24 @@ class _Core(wiring.Component):
         with m.Elif(end_pending):
             m.d.sync += report(pend_code, pend_engine, pend_addr, pend_index)
         with m.Elif(end_deadlock):
+            # The first non-empty queue in priority order; a link or barrier instruction
+            # waiting in its engine counts as the head of its queue.
             first = Const(0)
-            for i, q in enumerate(queues):
-                with m.If(q.r.valid & ~first):
-                    m.d.sync += report(CoreError.DEADLOCK, i, heads[i].wait_sem, q.r.payload.index)
-                first = first | q.r.valid
+            waiting = {_SEND: snd.busy, _RECV: rcv.busy, _CONTROL: bar_busy}
+            for e in _PRIORITY:
+                q = queues[e]
+                held = waiting.get(e, Const(0))
+                if e in link_info:
+                    index, wsem = link_info[e][2], link_info[e][3]
+                elif e == _CONTROL:
+                    index, wsem = bar_index, bar_wsem
+                else:
+                    index, wsem = q.r.payload.index, heads[e].wait_sem
+                with m.If(held & ~first):
+                    m.d.sync += report(CoreError.DEADLOCK, e, wsem, index)
+                with m.Elif(q.r.valid & ~first):
+                    m.d.sync += report(CoreError.DEADLOCK, e, heads[e].wait_sem, q.r.payload.index)
+                first = first | held | q.r.valid
 
         with m.If(finish_err):
             m.d.sync += [running.eq(0), self.error.eq(1)]
@@ -685,7 +793,8 @@ class _Core(wiring.Component):
         cnt_clear = start | (self.clear & ~running)
         retired = (
             d_done.as_unsigned() + t_retire.as_unsigned() + v_done.as_unsigned()
-            + issue[_CONTROL].as_unsigned()
+            + link_info[_SEND][0].as_unsigned() + link_info[_RECV][0].as_unsigned()
+            + c_fires.as_unsigned()
         )  # fmt: skip
         incs = {
             "cycles": running,
@@ -698,6 +807,8 @@ class _Core(wiring.Component):
             "control_sem_wait": running & queues[_CONTROL].r.valid & ~wait_ok[_CONTROL],
             "dispatch_stall": running & o.valid & ~room & can_dispatch,
             "retired": retired,
+            "link_rows_sent": snd.o_link.valid & snd.o_link.ready,
+            "link_rows_received": rcv.i_link.valid & rcv.i_link.ready,
         }
         regs = {
             name: Signal(width, name=f"cnt_{name}")
@@ -769,6 +880,13 @@ class NeuronCore(wiring.Component):
             ),
             "irq": Out(1),
             "dbg": In(DebugSignature(params)),
+            # chip connections (see hw/chip.py): this core's number, the ring link, the barrier
+            "core_id": In(4),
+            "link_out": Out(stream.Signature(link_layout(params))),
+            "link_in": In(stream.Signature(link_layout(params))),
+            "barrier_req": Out(1),
+            "barrier_mask": Out(16),
+            "barrier_go": In(1),
         }
         for name, member in self.csr.signature.members.items():
             if name.startswith("s_axil_"):
@@ -794,6 +912,14 @@ class NeuronCore(wiring.Component):
                     m.d.comb += port.eq(inner)
         wiring.connect(m, wiring.flipped(self.axi), core.axi)
         wiring.connect(m, wiring.flipped(self.dbg), core.dbg)
+        wiring.connect(m, core.link_out, wiring.flipped(self.link_out))
+        wiring.connect(m, wiring.flipped(self.link_in), core.link_in)
+        m.d.comb += [
+            core.core_id.eq(self.core_id),
+            self.barrier_req.eq(core.barrier_req),
+            self.barrier_mask.eq(core.barrier_mask),
+            core.barrier_go.eq(self.barrier_go),
+        ]
 
         ctrl = csr.o_ctrl
         resetting = Signal()

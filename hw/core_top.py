@@ -14,8 +14,10 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..params import NCoreParams
-from .core import NeuronCore
+from .core import LINK_FIFO_DEPTH, NeuronCore
 from .dma_bench_top import axi_port_name
+from .link import link_layout
+from .ring import LinkFifo
 
 __all__ = ["CoreTop"]
 
@@ -59,6 +61,11 @@ class CoreTop(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.core = core = self.core
+        # One core: its link loops back through a FIFO and its barrier releases at once.
+        m.submodules.link = link = LinkFifo(link_layout(self._p), LINK_FIFO_DEPTH)
+        wiring.connect(m, core.link_out, link.i)
+        wiring.connect(m, link.o, core.link_in)
+        m.d.comb += [core.core_id.eq(0), core.barrier_go.eq(core.barrier_req)]
         for name, member in self.signature.members.items():
             if name.startswith("s_axil_") or name == "irq":
                 port, inner = getattr(self, name), getattr(core, name)

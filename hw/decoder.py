@@ -56,7 +56,7 @@ until ``o_instr`` is taken (or the error is raised).
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -68,9 +68,10 @@ from .isa import header_layout, instruction_layout
 __all__ = ["Decoder", "instr_in_layout", "instr_out_layout"]
 
 # Engine numbers (golden.core.Engine; not imported: the golden model pulls in numpy).
-_DMA, _TENSOR, _VECTOR, _CONTROL, _DISPATCH = range(5)
+_DMA, _TENSOR, _VECTOR, _CONTROL, _DISPATCH, _SEND, _RECV = range(7)
 _ENGINE = {Op.NOP: _CONTROL, Op.END: _CONTROL, Op.DMA: _DMA, Op.LOADW: _TENSOR,
-           Op.MATMUL: _TENSOR, Op.ACT: _VECTOR}  # fmt: skip
+           Op.MATMUL: _TENSOR, Op.ACT: _VECTOR, Op.SEND: _SEND, Op.RECV: _RECV,
+           Op.BARRIER: _CONTROL}  # fmt: skip
 
 # vector engine codes (golden.vector_engine: Op ACT 0, ADD 1, MAX 2; Func ≤ CLAMP 2;
 # VType INT8 0, FP16 1, BF16 2, INT32 3, FP32 4)
@@ -86,8 +87,8 @@ _IDLE, _CHECK, _DECIDE, _RANGE, _OFFER = range(5)
 _STATES = 5
 
 #: Pattern slots, in checking order; each instruction uses a subset.
-_LOADW, _MM_MOV, _MM_PSUM, _ACT_PARAMS, _ACT_SRC, _ACT_B, _ACT_DST = range(7)
-_SLOTS = 7
+_LOADW, _MM_MOV, _MM_PSUM, _ACT_PARAMS, _ACT_SRC, _ACT_B, _ACT_DST, _SEND_SRC, _RECV_DST = range(9)
+_SLOTS = 9
 
 _COUNT_BITS = 16
 _STRIDE_BITS = 20
@@ -102,7 +103,7 @@ def instr_in_layout() -> data.StructLayout:
 
 def instr_out_layout() -> data.StructLayout:
     """A legal instruction with its engine (``golden.core.Engine`` numbering)."""
-    return data.StructLayout({"word": isa.WORD_BITS, "index": 32, "engine": 2})
+    return data.StructLayout({"word": isa.WORD_BITS, "index": 32, "engine": 3})
 
 
 def _is(v, c: int):
@@ -130,7 +131,7 @@ class Decoder(wiring.Component):
     Members
     -------
     i_instr : In(stream.Signature({"word": 512, "index": 32}))
-    o_instr : Out(stream.Signature({"word": 512, "index": 32, "engine": 2}))
+    o_instr : Out(stream.Signature({"word": 512, "index": 32, "engine": 3}))
     error : Out(1)
     err_code : Out(4)
     err_entry : Out(1)
@@ -139,6 +140,9 @@ class Decoder(wiring.Component):
     err_engine : Out(3)
     clear : In(1)
     busy : Out(1)
+    core_id : In(4)
+        This core's number on the chip (a BARRIER mask that names other cores only is
+        illegal).
     """
 
     def __init__(self, params: NCoreParams):
@@ -155,6 +159,7 @@ class Decoder(wiring.Component):
                 "err_engine": Out(3),
                 "clear": In(1),
                 "busy": Out(1),
+                "core_id": In(4),
             }
         )
 
@@ -168,6 +173,9 @@ class Decoder(wiring.Component):
         lw = data.View(instruction_layout(Op.LOADW), word)
         mm = data.View(instruction_layout(Op.MATMUL), word)
         act = data.View(instruction_layout(Op.ACT), word)
+        snd = data.View(instruction_layout(Op.SEND), word)
+        rcv = data.View(instruction_layout(Op.RECV), word)
+        bar = data.View(instruction_layout(Op.BARRIER), word)
         opcode = hdr.opcode
 
         # -- field checks (ILLEGAL_OPCODE, ILLEGAL_FIELD), combinational on the registered word --
@@ -199,6 +207,11 @@ class Decoder(wiring.Component):
             in_ok = _is(cfg.in_type, _VT_INT8) | _is(cfg.in_type, _VT_INT32)
         out_ok = (cfg.out_type <= 2) if p.has_fp else ~cfg.out_type.any()
         cfg_ok = (cfg.op <= _VE_OP_MAX) & (cfg.func <= _VE_FUNC_MAX) & in_ok & out_ok
+        # BARRIER: a mask naming a core ≥ cores, or (non-zero) leaving out this core.
+        mask = bar.mask
+        self_bit = Array([mask[i] for i in range(16)])[self.core_id]
+        beyond = mask[p.cores :].any() if p.cores < 16 else Const(0)
+        mask_bad = beyond | (mask.any() & ~self_bit)
         # ILLEGAL_FIELD if the opcode is `op`, apart from `common` (registered separately, so
         # that the opcode selects among registered flags)
         per_op = {
@@ -212,13 +225,16 @@ class Decoder(wiring.Component):
             | ~dtype_ok
             | counts_zero(mm.mov),
             Op.ACT: tail_of(Op.ACT) | ~_in_range(act.n, p.rows) | counts_zero(act.src) | ~cfg_ok,
+            Op.SEND: tail_of(Op.SEND) | ~_in_range(snd.n, p.rows) | counts_zero(snd.src),
+            Op.RECV: tail_of(Op.RECV) | ~_in_range(rcv.n, p.rows) | counts_zero(rcv.dst),
+            Op.BARRIER: tail_of(Op.BARRIER) | mask_bad,
         }
         is_op = Signal(len(Op))
         for op in Op:
             m.d.comb += is_op[int(op)].eq(_is(opcode, int(op)))
 
-        engine = Signal(2)  # 0 for an illegal opcode (not used)
-        for bit in range(2):
+        engine = Signal(3)  # 0 for an illegal opcode (not used)
+        for bit in range(3):
             m.d.comb += engine[bit].eq(
                 Cat(is_op[int(op)] for op, e in _ENGINE.items() if e >> bit & 1).any()
             )
@@ -234,6 +250,8 @@ class Decoder(wiring.Component):
             uses[_ACT_SRC].eq(is_op[Op.ACT]),
             uses[_ACT_B].eq(is_op[Op.ACT] & ~_is(cfg.op, _VE_OP_ACT)),
             uses[_ACT_DST].eq(is_op[Op.ACT]),
+            uses[_SEND_SRC].eq(is_op[Op.SEND]),
+            uses[_RECV_DST].eq(is_op[Op.RECV]),
         ]
 
         # -- pattern operands of every slot: (start, counts, strides, is_psum) --
@@ -256,6 +274,8 @@ class Decoder(wiring.Component):
             _ACT_SRC: (act.src.start, counts(act.src), own(act.src), act.src_psum),
             _ACT_B: (act.b.start, counts(act.src), follow(act.b), 0),
             _ACT_DST: (act.dst.start, counts(act.src), follow(act.dst), 0),
+            _SEND_SRC: (snd.src.start, counts(snd.src), own(snd.src), 0),
+            _RECV_DST: (rcv.dst.start, counts(rcv.dst), own(rcv.dst), 0),
         }
 
         # -- registered results of the field checks (CHECK → DECIDE) --
@@ -264,7 +284,7 @@ class Decoder(wiring.Component):
         k_is = Signal(len(Op))
         k_bad = Signal(len(Op))
         k_uses = Signal()
-        o_engine = Signal(2)
+        o_engine = Signal(3)
 
         # -- the range pipeline: L (select) → A (products) → B (corner terms) → C (pair sums)
         #    → D (sums, compare) → E (verdict); a pattern enters per cycle, verdicts leave in

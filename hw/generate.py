@@ -74,7 +74,21 @@ def _core_bench(params: NCoreParams, **options):
     return CoreBenchTop(params, **options)
 
 
+def _chip(params: NCoreParams, **options):
+    from .chip import Chip
+
+    return Chip(params, **options)
+
+
+def _chip_bench(params: NCoreParams, **options):
+    from ..verif.chip_bench_top import ChipBenchTop
+
+    return ChipBenchTop(params, **options)
+
+
 TOPS = {
+    "chip": _chip,
+    "chip_bench": _chip_bench,
     "core": _core,
     "core_bench": _core_bench,
     "csr": _csr,
@@ -115,7 +129,8 @@ def _key(top: str, params: NCoreParams, options: dict) -> str:
     h.update(top.encode())
     h.update(params.to_json().encode())
     h.update(json.dumps(options, sort_keys=True).encode())
-    sim_models = [REPO / "verif" / "axi_ram_model.py", REPO / "verif" / "core_bench_top.py"]
+    sim_models = [REPO / "verif" / f for f in ("axi_ram_model.py", "core_bench_top.py",
+                                                "chip_bench_top.py")]  # fmt: skip
     for src in sorted(HW_DIR.glob("*.py")) + [REPO / "params.py", REPO / "isa.py", *sim_models]:
         h.update(src.name.encode())
         h.update(src.read_bytes())

@@ -18,14 +18,14 @@ IDs and responses
     dropped.
 
 Arbitration (AR and AW independently)
-    Round robin among the requesting ports, one grant per burst (per AR/AW handshake). The
-    grant is a register: a request seen in cycle *t* by an idle channel is presented on
-    ``down`` from cycle *t + 1*, and the next winner is chosen in the cycle a burst is accepted, so back-to-back
-    bursts (from one port or several) pass at one per cycle. A granted port keeps the grant
+    Round robin among the requesting ports, one grant per burst (per AR/AW handshake). The grant
+    is a register: a request seen in cycle *t* by an idle channel is presented on ``down`` from
+    cycle *t + 1*, and the next winner is chosen in the cycle a burst is accepted, so back-to-
+    back bursts (from one port or several) pass at one per cycle. A granted port keeps the grant
     until its request is accepted downstream (AXI: a raised VALID stays up with a stable
     payload); ``down``'s VALID/payload are then that port's, ``up*.ready`` is ``down``'s READY
-    for the granted port and 0 for the others. After port *p* is granted, the ports after
-    *p* (cyclically) have priority, so with every port requesting continuously each port gets
+    for the granted port and 0 for the others. After port *p* is granted, the ports after *p*
+    (cyclically) have priority, so with every port requesting continuously each port gets
     exactly one grant in every ``ports`` consecutive grants; a requesting port waits at most
     ``ports - 1`` other bursts.
 

@@ -33,10 +33,11 @@ async def trace(dut):
     await regs.write("prog_base", case["base"])
     await regs.write("prog_len", case["length"])
     c = dut.core.core
-    starts = [getattr(c, f"issue{i}") for i in range(4)]
-    start_ix = [getattr(c, f"trace_start_index{i}") for i in range(4)]
+    engines = (0, 1, 2, 3, 5, 6)  # golden.core.Engine numbers of the queues
+    starts = [getattr(c, f"issue{i}") for i in engines]
+    start_ix = [getattr(c, f"trace_start_index{i}") for i in engines]
     dones = [(getattr(c, f"trace_done_{n}"), getattr(c, f"trace_done_index_{n}"))
-             for n in ("dma", "tensor", "vector")]  # fmt: skip
+             for n in ("dma", "tensor", "vector", "send", "recv", "control")]  # fmt: skip
     await regs.write("ctrl", CTRL_START)
     start, done = {}, {}
     cycle = 0
@@ -44,12 +45,9 @@ async def trace(dut):
         await RisingEdge(dut.clk)
         await ReadOnly()
         cycle += 1
-        for i in range(4):
+        for i in range(len(engines)):
             if starts[i].value == 1:
-                ix = int(start_ix[i].value)
-                start[ix] = cycle
-                if i == 3:
-                    done[ix] = cycle
+                start[int(start_ix[i].value)] = cycle
         for fires, ix in dones:
             if fires.value == 1:
                 done[int(ix.value)] = cycle

@@ -1,0 +1,80 @@
+"""Bench top of the chip: :class:`ncore.hw.chip.Chip` and its DRAM (:class:`SimAxiRam`).
+
+Simulation only, like :mod:`ncore.verif.core_bench_top`: the chip's AXI4 master talks to
+the HDL memory model, the bench preloads DRAM through ``bd_*``, programs the cores through
+the host port (``s_axil_*``, the chip's memory map), waits for ``irq`` and reads DRAM and
+every core's SBUF/PSUM back (``bd_*``, ``dbg_core`` + ``dbg_*``). ``pause`` and
+``err_base``/``err_size`` as on :class:`SimAxiRam`.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In
+
+from ..hw.chip import Chip
+from ..hw.dma_bench_top import axi_port_name
+from ..params import NCoreParams
+from .axi_ram_model import SimAxiRam
+
+__all__ = ["ChipBenchTop"]
+
+_CHANNELS = ("aw", "w", "b", "ar", "r")
+
+
+class ChipBenchTop(wiring.Component):
+    def __init__(self, params: NCoreParams, *, dram_bytes: int = 1 << 16, **options):
+        self._p = params
+        self.chip = Chip(params, **options)
+        id_width = self.chip.ic.signature.members["down"].signature.id_width
+        self.ram = SimAxiRam(
+            addr_width=params.axi_addr_width,
+            data_width=params.axi_data_width,
+            id_width=id_width,
+            size_bytes=dram_bytes,
+            outstanding=8,
+        )
+        members = {}
+        for name, member in self.chip.signature.members.items():
+            if not name.startswith("m_axi_"):
+                members[name] = member
+        for name, member in self.ram.signature.members.items():
+            if name != "axi":
+                members[name] = member
+        super().__init__(members)
+
+    @property
+    def params(self) -> NCoreParams:
+        return self._p
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.chip = chip = self.chip
+        m.submodules.ram = ram = self.ram
+        for name, member in self.signature.members.items():
+            inner = (
+                getattr(chip, name)
+                if hasattr(chip, name)
+                and name not in ("pause", "err_base", "err_size")
+                and not name.startswith("bd_")
+                else getattr(ram, name)
+            )
+            port = getattr(self, name)
+            m.d.comb += inner.eq(port) if member.flow == In else port.eq(inner)
+        for ch in _CHANNELS:
+            chan = getattr(ram.axi, ch)
+            to_ram = ch in ("aw", "w", "ar")
+            fields = [f for f, _ in chan.payload.shape()]
+            for f in fields:
+                sig, port = getattr(chan.payload, f), getattr(chip, axi_port_name(ch, f))
+                m.d.comb += sig.eq(port) if to_ram else port.eq(sig)
+            valid, ready = (
+                getattr(chip, axi_port_name(ch, "valid")),
+                getattr(chip, axi_port_name(ch, "ready")),
+            )
+            if to_ram:
+                m.d.comb += [chan.valid.eq(valid), ready.eq(chan.ready)]
+            else:
+                m.d.comb += [valid.eq(chan.valid), chan.ready.eq(ready)]
+        return m
