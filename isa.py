@@ -14,14 +14,41 @@ array of ``n`` structs. Fields are laid out from bit 0 in list order.
 Execution model (see docs/isa.md for the full text):
 
 * The core fetches the program from DRAM and dispatches each instruction to the in-order
-  queue of its engine: DMA (``DMA``), tensor (``LOADW``, ``MATMUL``), vector (``ACT``), or
-  control (``NOP``, ``END``). Engines run concurrently; nothing reorders within a queue.
+  queue of its engine: DMA (``DMA``), tensor (``LOADW``, ``MATMUL``), vector (``ACT``),
+  send (``SEND``), receive (``RECV``) or control (``NOP``, ``END``, ``BARRIER``). Engines
+  run concurrently; nothing reorders within a queue.
 * Semaphores order engines: an instruction with ``wait_en`` does not start until semaphore
   ``wait_sem`` is non-zero, and takes one from it as it starts; one with ``signal_en`` adds
   one to ``signal_sem`` when it has completed (its last write is done).
-* ``END`` stops fetching; the core is done when every queue has drained.
+* ``END`` stops fetching; it starts only when the other five queues are empty, and the core
+  is done when it has run.
 * Reserved bits and unused opcodes are illegal: the core stops with an error before the
   instruction has any effect.
+
+Core-to-core links and the barrier (docs/core.md, "Links and barrier"):
+
+* The ``cores`` cores of a chip form a ring: core ``c`` has one outgoing link to core
+  ``(c + 1) mod cores`` and one incoming link from core ``(c − 1) mod cores`` (with one core
+  the link loops back to the core itself). A link carries whole SBUF rows (``rows`` lanes of
+  ``lane_width`` bits) in order. It is a stream: a ``RECV`` takes the next rows whatever
+  ``SEND`` instructions produced them, so the row counts of the two sides need not match
+  instruction by instruction.
+* ``SEND``: for each element ``r`` of the ``src`` pattern (SBUF entries, ``i0`` fastest) push
+  one row into the outgoing link: SBUF entry ``src[r]``, partitions ``< n``, partitions
+  ``≥ n`` as 0.
+* ``RECV``: for each element ``r`` of the ``dst`` pattern pop one row from the incoming link
+  and write its partitions ``< n`` to SBUF entry ``dst[r]`` (partitions ``≥ n`` untouched).
+* ``BARRIER``: bit ``k`` of ``mask`` says core ``k`` takes part; 0 means every core. A
+  ``BARRIER`` waits (``wait_en``/``wait_sem``) like any instruction, then *arrives*; it
+  completes when every core of the mask has arrived at its matching ``BARRIER`` (the k-th
+  ``BARRIER`` with that mask of each core, counted per core), and then applies its signal.
+  The control queue runs nothing else meanwhile.
+* Dispatch checks (ILLEGAL_FIELD): ``n`` not in ``1 … rows``, a count 0 in ``src``/``dst``,
+  a ``BARRIER`` mask naming a core ``≥ cores`` or, when non-zero, leaving out the core
+  itself; then SBUF_RANGE for ``src``/``dst`` as for every pattern.
+* Correct programs take with every ``RECV`` only rows produced by ``SEND`` instructions not
+  ordered after that ``RECV``. The links are bounded FIFOs with backpressure, so a ``SEND``
+  may wait for the neighbour's ``RECV``.
 """
 
 from __future__ import annotations
@@ -56,6 +83,9 @@ class Op(IntEnum):
     LOADW = 3
     MATMUL = 4
     ACT = 5
+    SEND = 6
+    RECV = 7
+    BARRIER = 8
 
 
 #: Fields every instruction starts with.
@@ -131,6 +161,15 @@ BODY = {
         ("b", ENTRY_AP_FOLLOW),
         ("dst", ENTRY_AP_FOLLOW),
     ],
+    # Core-to-core link (ring): for each element r of `src` push one row into the link to
+    # core (c + 1) mod cores: SBUF entry src[r], partitions < n, partitions ≥ n as 0.
+    Op.SEND: [("n", 9), ("src", ENTRY_AP)],
+    # For each element r of `dst` pop one row from the link from core (c − 1) mod cores and
+    # write its partitions < n to SBUF entry dst[r] (partitions ≥ n untouched).
+    Op.RECV: [("n", 9), ("dst", ENTRY_AP)],
+    # Chip barrier: bit k = core k takes part (0: every core). Completes when every core of
+    # the mask has started its matching BARRIER (the k-th with that mask, per core).
+    Op.BARRIER: [("mask", 16)],
 }
 
 
@@ -278,7 +317,8 @@ def reference_markdown() -> str:
         "|---|---|---|",
     ]
     engine = {Op.NOP: "control", Op.END: "control", Op.DMA: "DMA", Op.LOADW: "tensor",
-              Op.MATMUL: "tensor", Op.ACT: "vector"}  # fmt: skip
+              Op.MATMUL: "tensor", Op.ACT: "vector", Op.SEND: "send", Op.RECV: "recv",
+              Op.BARRIER: "control"}  # fmt: skip
     for op in Op:
         lines.append(f"| {op.value} | `{op.name}` | {engine[op]} |")
     for op in Op:

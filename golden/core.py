@@ -16,21 +16,33 @@ State
       fills bank 0). Banks reset to zero.
     * ``ve_params``: the vector engine's per-lane ``scale``/``bias``/``shift`` (uint32,
       ``lanes = max(rows, cols)``), reset to zero.
+    * ``link_out`` / ``link_in``: the core-to-core links (``collections.deque`` of rows, each
+      ``rows`` lane values), the same deque for a standalone core (loop back);
+      ``barrier``: the :class:`Barrier` model; ``index``: the core's number on the chip.
+      :class:`ncore.golden.chip.Chip` wires cores into a ring with one shared DRAM.
 
     SBUF, PSUM, DRAM, weight banks and vector parameters persist from one :meth:`Core.run`
-    to the next; queues and semaphores start empty/zero.
+    to the next; queues and semaphores start empty/zero, and so do the links and the
+    barrier model at every :meth:`Core.run` (and every ``Chip.run``).
 
 Dispatch and execution
     Instructions are fetched in order (from the given words, or from DRAM at
-    ``program_base`` for ``program_len`` words) and dispatched to four in-order queues of
+    ``program_base`` for ``program_len`` words) and dispatched to six in-order queues of
     ``params.queue_depth`` entries: DMA (``DMA``), tensor (``LOADW``, ``MATMUL``), vector
-    (``ACT``) and control (``NOP``, ``END``). Dispatch stalls while the target queue is full
-    and stops after ``END``. The engines are modelled by a scheduler that repeatedly picks
-    one engine whose queue head can start — no ``wait_en``, or semaphore ``wait_sem`` > 0
-    (it takes one) — in fixed priority DMA > tensor > vector > control (or an adversarial
-    order, see ``pick``), executes that instruction atomically, and then applies its
-    ``signal`` (+1). ``END`` can start only when the other three queues are empty; the
-    program is done when it has executed.
+    (``ACT``), send (``SEND``), recv (``RECV``) and control (``NOP``, ``END``,
+    ``BARRIER``). Dispatch stalls while the target queue is full and stops after ``END``.
+    The engines are modelled by a scheduler that repeatedly picks one engine whose queue
+    head can start — no ``wait_en``, or semaphore ``wait_sem`` > 0 (it takes one) — in
+    fixed priority DMA > tensor > vector > send > recv > control (or an adversarial order,
+    see ``pick``), executes that instruction atomically, and then applies its ``signal``
+    (+1). ``END`` can start only when the other five queues are empty; the program is done
+    when it has executed. A ``RECV`` can start only when its link holds every row it takes.
+    A ``BARRIER`` takes its semaphore and arrives when it starts; it completes (and
+    signals) when the barrier releases it — at once in the same step if every core of its
+    mask has arrived, else in a later step, the control queue running nothing meanwhile.
+    :class:`Run` is one program's run advanced step by step (:meth:`Core.start`);
+    :meth:`Core.run` drives it alone, :class:`ncore.golden.chip.Chip` drives the runs of
+    all cores together.
 
     Each queue behaves as if its engine ran its instructions one at a time in program order:
     an instruction sees every effect of the earlier instructions of its own queue, and its
@@ -63,6 +75,15 @@ they follow)
       lanes ``< n`` go to SBUF entry ``dst[r]``, partitions ``< n``. All rows are read
       before any is written: a program must not let element ``r'`` read what an earlier
       element ``r < r'`` of the same ACT writes (an element may overwrite its own sources).
+    * ``SEND``: for each element ``r`` of ``src``, appends to ``link_out`` the row SBUF entry
+      ``src[r]``, partitions ``< n``, partitions ``≥ n`` 0. It never waits (unbounded link).
+    * ``RECV``: for each element ``r`` of ``dst``, pops the next row of ``link_in`` and writes
+      its partitions ``< n`` to SBUF entry ``dst[r]`` (later elements win on a repeated
+      entry).
+    * ``BARRIER``: ``mask`` bit ``k``: core ``k`` takes part, 0: every core (the same barrier
+      as the mask of all cores). The ``g``-th BARRIER of a mask on a core is released when
+      every core of the mask has started ``g + 1`` BARRIERs of that mask. A standalone core
+      releases a barrier whose only member is itself (any BARRIER when ``cores`` = 1).
     * ``NOP``: nothing. ``END``: ends the program.
 
 Errors (``Result.error``; the first one wins; after it no instruction starts)
@@ -70,9 +91,11 @@ Errors (``Result.error``; the first one wins; after it no instruction starts)
     ILLEGAL_OPCODE, ILLEGAL_FIELD (reserved/tail bits set; an enabled ``wait_sem`` or
     ``signal_sem`` ≥ ``params.semaphores``; ``k``/``n`` 0 or > rows/cols (ACT: ``n`` >
     rows); a pattern count 0; a MATMUL dtype not built; an ACT config the vector engine
-    rejects, or ``out_type`` INT32/FP32), SBUF_RANGE / PSUM_RANGE (any entry of any used
-    pattern outside the memory; checked after the field checks, in field order), FETCH (the
-    word cannot be read) and NO_END (dispatch reached ``program_len`` without ``END``).
+    rejects, or ``out_type`` INT32/FP32; SEND/RECV ``n`` 0 or > rows, a count 0 in their
+    pattern; a BARRIER mask with a bit ≥ ``cores``, or non-zero without the core's own bit),
+    SBUF_RANGE / PSUM_RANGE (any entry of any used pattern outside the memory; checked after
+    the field checks, in field order), FETCH (the word cannot be read) and NO_END (dispatch
+    reached ``program_len`` without ``END``).
     They are *precise*: dispatch stops, every earlier instruction still runs (the queues
     drain), and the error is raised when nothing more can start; the faulting instruction
     and all later ones never start, so the state is exactly that of the program prefix.
@@ -80,17 +103,19 @@ Errors (``Result.error``; the first one wins; after it no instruction starts)
     and address, with its partial effects) and SEM_OVERFLOW (a signal of a semaphore at
     255; the instruction's own writes are done and it counts as retired; the semaphore
     stays 255). An execution error during a drain replaces the pending dispatch error.
-    DEADLOCK: no queue head can start, some queue is non-empty and dispatch cannot proceed;
-    reported for the first non-empty queue in priority order (address: the semaphore its
-    head waits on). The state of the other engines after an execution error matches the
-    hardware when the program orders them relative to the faulting instruction.
+    DEADLOCK: no queue head can start, some queue is non-empty (or a BARRIER is in flight)
+    and dispatch cannot proceed; reported for the first non-empty queue in pick order
+    (address: the ``wait_sem`` field of its head, also when the head waits for link rows or
+    for the other queues; for a BARRIER in flight, its mask of cores with 0 expanded). The
+    state of the other engines after an execution error matches the hardware when the
+    program orders them relative to the faulting instruction.
 
     Reported addresses: dispatch errors other than range errors report the byte address
     of the instruction word (``program_base + 64·index``); SBUF_RANGE / PSUM_RANGE an entry
     of the first bad pattern (modulo 2³²): its lowest entry if that is negative, else its
     highest (then ≥ the depth), which is cheap in hardware (:func:`pattern_extent`); DMA the
-    DMA's address; SEM_OVERFLOW and DEADLOCK the semaphore number; NO_END the address of
-    word ``program_len``.
+    DMA's address; SEM_OVERFLOW and DEADLOCK the semaphore number (DEADLOCK of a BARRIER
+    in flight: its mask); NO_END the address of word ``program_len``.
 """
 
 from __future__ import annotations
@@ -114,13 +139,16 @@ __all__ = [
     "ENGINE_OF",
     "PRIORITY",
     "SEM_MAX",
+    "Barrier",
     "Core",
     "Engine",
     "Result",
+    "Run",
     "Stats",
     "param_pieces",
     "pattern_entries",
     "pattern_extent",
+    "pick_order",
     "run",
     "validate",
 ]
@@ -136,6 +164,8 @@ class Engine(IntEnum):
     VECTOR = 2
     CONTROL = 3
     DISPATCH = 4  #: fetch/dispatch: ILLEGAL_OPCODE, FETCH, NO_END
+    SEND = 5  #: the outgoing link (SEND)
+    RECV = 6  #: the incoming link (RECV)
 
 
 ENGINE_OF = {
@@ -145,9 +175,12 @@ ENGINE_OF = {
     Op.ACT: Engine.VECTOR,
     Op.NOP: Engine.CONTROL,
     Op.END: Engine.CONTROL,
+    Op.SEND: Engine.SEND,
+    Op.RECV: Engine.RECV,
+    Op.BARRIER: Engine.CONTROL,
 }
-#: The hardware-like pick order: DMA > tensor > vector > control.
-PRIORITY = (Engine.DMA, Engine.TENSOR, Engine.VECTOR, Engine.CONTROL)
+#: The hardware-like pick order: DMA > tensor > vector > send > recv > control.
+PRIORITY = (Engine.DMA, Engine.TENSOR, Engine.VECTOR, Engine.SEND, Engine.RECV, Engine.CONTROL)
 _QUEUES = PRIORITY
 _ILLEGAL_OUT = (gve.VType.INT32, gve.VType.FP32)
 
@@ -212,8 +245,13 @@ def _range(code: CoreError, start: int, dims, depth: int) -> None:
         raise _Fault(code, hi & 0xFFFF_FFFF)
 
 
-def _check(p: NCoreParams, op: Op, f: dict) -> None:
-    """Raise :class:`_Fault` for the first dispatch error of a decoded instruction."""
+#: The SBUF pattern field of SEND and RECV.
+_LINK_AP = {Op.SEND: "src", Op.RECV: "dst"}
+
+
+def _check(p: NCoreParams, op: Op, f: dict, core: int = 0) -> None:
+    """Raise :class:`_Fault` for the first dispatch error of a decoded instruction of core
+    number ``core``."""
     # -- field checks (ILLEGAL_FIELD) --
     _field(f["reserved"] != 0 or f.get("tail", 0) != 0)
     _field(f["wait_en"] and f["wait_sem"] >= p.semaphores)
@@ -229,6 +267,12 @@ def _check(p: NCoreParams, op: Op, f: dict) -> None:
         _field(any(c == 0 for c, _ in _dims(f["src"])))
         cfg = f["config"]
         _field(gve.row_error(cfg, p.has_fp) or cfg["out_type"] in _ILLEGAL_OUT)
+    elif op in _LINK_AP:
+        _field(not 1 <= f["n"] <= p.rows)
+        _field(any(c == 0 for c, _ in _dims(f[_LINK_AP[op]])))
+    elif op == Op.BARRIER:
+        mask = f["mask"]
+        _field(mask >> p.cores != 0 or (mask != 0 and not mask >> core & 1))
     # -- range checks, in field order --
     if op == Op.LOADW:
         _range(
@@ -262,18 +306,22 @@ def _check(p: NCoreParams, op: Op, f: dict) -> None:
         _range(
             CoreError.SBUF_RANGE, f["dst"]["start"], _follow_dims(counts, f["dst"]), p.sbuf_depth
         )
+    elif op in _LINK_AP:
+        ap = f[_LINK_AP[op]]
+        _range(CoreError.SBUF_RANGE, ap["start"], _dims(ap), p.sbuf_depth)
 
 
-def validate(params: NCoreParams, word: int) -> tuple[CoreError, int | None] | None:
-    """``(code, address)`` of the dispatch error of one instruction word, or None if it is
-    legal. ``address`` is the bad entry for SBUF_RANGE / PSUM_RANGE, else None (the core
-    reports the instruction's address)."""
+def validate(params: NCoreParams, word: int, core: int = 0) -> tuple[CoreError, int | None] | None:
+    """``(code, address)`` of the dispatch error of one instruction word on core number
+    ``core`` (only BARRIER depends on it), or None if it is legal. ``address`` is the bad
+    entry for SBUF_RANGE / PSUM_RANGE, else None (the core reports the instruction's
+    address)."""
     try:
         op, f = isa.decode(word)
     except ValueError:
         return CoreError.ILLEGAL_OPCODE, None
     try:
-        _check(params, op, f)
+        _check(params, op, f, core)
     except _Fault as e:
         return e.code, e.address
     return None
@@ -297,6 +345,9 @@ class Stats:
     dma_bytes_written: int = 0  #: DRAM bytes written by stores (elements moved × size)
     sem_waits: int = 0  #: instructions that took a semaphore
     sem_signals: int = 0
+    send_rows: int = 0  #: rows pushed into the outgoing link by SEND
+    recv_rows: int = 0  #: rows popped from the incoming link by RECV
+    barriers: int = 0  #: BARRIERs completed
 
 
 @dataclass
@@ -344,6 +395,14 @@ class Core:
         Extra DRAM regions answering SLVERR/DECERR (to DMA and to instruction fetch).
     dma_max_burst, dma_max_writes : int
         The DMA engine's configuration (they decide the partial effects of DMA errors).
+    index : int
+        The core's number on the chip (0 … cores − 1); a BARRIER mask must include it.
+
+    Links and barrier: ``link_out`` and ``link_in`` are ``collections.deque`` of rows
+    (``rows`` lane values each) — SEND appends to ``link_out``, RECV pops from the left of
+    ``link_in``. A standalone core has one deque for both (the ring of one core loops back);
+    :class:`~ncore.golden.chip.Chip` rewires them into a ring and gives every core its shared
+    :class:`Barrier` (``barrier``).
     """
 
     def __init__(
@@ -355,8 +414,12 @@ class Core:
         faults: gdma.DramFaults | None = None,
         dma_max_burst: int = 16,
         dma_max_writes: int = 4,
+        index: int = 0,
     ):
         p = self.params = params
+        if not 0 <= index < p.cores:
+            raise ValueError(f"core index {index} not in 0 … {p.cores - 1}")
+        self.index = index
         if dram is None:
             dram = np.zeros(1 << 20 if dram_size is None else dram_size, dtype=np.uint8)
         self.dram = np.array(dram, dtype=np.uint8).ravel()
@@ -372,6 +435,9 @@ class Core:
         self.dma_max_burst = dma_max_burst
         self.dma_max_writes = dma_max_writes
         self.result: Result | None = None
+        self.link_out: collections.deque = collections.deque()
+        self.link_in: collections.deque = self.link_out  # loop back
+        self.barrier = Barrier(p.cores)
 
     # -- running ------------------------------------------------------------------------------
 
@@ -385,6 +451,10 @@ class Core:
     ) -> Result:
         """Run a program to its end or its first error; returns (and keeps) the result.
 
+        The core runs alone: its links (one loop-back link unless a :class:`Chip
+        <ncore.golden.chip.Chip>` rewired them) start empty and its barrier model starts
+        afresh, so a BARRIER completes only if the core is its only member.
+
         Parameters
         ----------
         program : list of int, bytes, or None
@@ -396,9 +466,28 @@ class Core:
             Words in the program (default: all given words; required when fetching).
         pick : None, sequence of Engine, or numpy.random.Generator
             Which startable engine runs next: None is :data:`PRIORITY`; a sequence is another
-            fixed priority (e.g. reversed); a generator picks uniformly at random.
+            fixed priority of all six queues (e.g. reversed); a generator picks uniformly at
+            random.
         """
-        p = self.params
+        order, rng = pick_order(pick)
+        self.link_in.clear()
+        self.link_out.clear()
+        self.barrier.reset()
+        run = self.start(program, program_base=program_base, program_len=program_len)
+        while not run.done:
+            ready = run.startable(order)
+            if not ready:
+                run.stall(order)
+                break
+            run.step(ready[int(rng.integers(len(ready)))] if rng is not None else ready[0])
+        return run.res
+
+    def start(self, program=None, *, program_base: int = 0, program_len: int | None = None) -> Run:
+        """Start a program (arguments as :meth:`run`) without running anything yet: the
+        returned :class:`Run` is advanced one scheduling step at a time (a
+        :class:`~ncore.golden.chip.Chip` interleaves the runs of its cores this way). It
+        clears the semaphores, makes a fresh :attr:`result`, and does not touch the links
+        or the barrier model."""
         words = None
         if program is not None:
             words = (
@@ -412,110 +501,7 @@ class Core:
                 raise ValueError(f"program_len {program_len} > {len(words)} words given")
         elif program_len is None:
             raise ValueError("program_len is needed to fetch the program from DRAM")
-        if pick is None or isinstance(pick, np.random.Generator):
-            order = PRIORITY
-        else:
-            order = tuple(Engine(e) for e in pick)
-            if sorted(order) != sorted(PRIORITY):
-                raise ValueError(f"pick must order all four queues once, not {pick!r}")
-        rng = pick if isinstance(pick, np.random.Generator) else None
-
-        res = self.result = Result()
-        self.sem[:] = 0
-        queues = {e: collections.deque() for e in _QUEUES}
-        pc = 0
-        dispatching = True
-        pending: tuple | None = None  # a precise dispatch error waiting for the drain
-
-        staged = None  # the decoded, checked instruction waiting for room in its queue
-
-        def dispatch():
-            nonlocal pc, dispatching, pending, staged
-            while dispatching:
-                if staged is None:
-                    staged = decode_next()
-                    if staged is None:
-                        dispatching = False
-                        return
-                op, f, eng = staged
-                if len(queues[eng]) >= p.queue_depth:
-                    return
-                queues[eng].append(_Instr(pc, op, f))
-                staged = None
-                pc += 1
-                if op == Op.END:
-                    dispatching = False
-
-        def decode_next():
-            """``(op, fields, engine)`` of word ``pc``, or None after setting ``pending``."""
-            nonlocal pending
-            addr = program_base + isa.WORD_BYTES * pc
-            if pc >= program_len:
-                pending = (CoreError.NO_END, pc, Engine.DISPATCH, addr)
-                return None
-            word = words[pc] if words is not None else self._fetch(addr)
-            if word is None:
-                pending = (CoreError.FETCH, pc, Engine.DISPATCH, addr)
-                return None
-            try:
-                op, f = isa.decode(word)
-            except ValueError:
-                pending = (CoreError.ILLEGAL_OPCODE, pc, Engine.DISPATCH, addr)
-                return None
-            eng = ENGINE_OF[op]
-            try:
-                _check(p, op, f)
-            except _Fault as e:
-                pending = (e.code, pc, eng, addr if e.address is None else e.address)
-                return None
-            return op, f, eng
-
-        def can_start(e):
-            q = queues[e]
-            if not q:
-                return False
-            ins = q[0]
-            if ins.op == Op.END and any(queues[o] for o in _QUEUES if o != Engine.CONTROL):
-                return False
-            return not ins.f["wait_en"] or self.sem[ins.f["wait_sem"]] > 0
-
-        def fail(code, index, engine, address, dma_code=gdma.ErrorCode.NONE):
-            res.error, res.index, res.engine = CoreError(code), index, engine
-            res.address, res.dma_code = int(address), gdma.ErrorCode(dma_code)
-            return res
-
-        while True:
-            dispatch()
-            ready = [e for e in order if can_start(e)]
-            if not ready:
-                if pending is not None:
-                    return fail(*pending)
-                busy = [e for e in order if queues[e]]
-                if not busy:  # only possible after END retired
-                    return res
-                head = queues[busy[0]][0]
-                return fail(CoreError.DEADLOCK, head.index, busy[0], head.f["wait_sem"])
-            eng = ready[int(rng.integers(len(ready)))] if rng is not None else ready[0]
-            ins = queues[eng].popleft()
-            f = ins.f
-            if f["wait_en"]:
-                self.sem[f["wait_sem"]] -= 1
-                res.stats.sem_waits += 1
-            try:
-                self._execute(ins, res)
-            except _Fault as e:  # only DMA errors fault during execution
-                return fail(CoreError.DMA, ins.index, eng, e.address, e.dma_code)
-            res.stats.retired[eng] += 1
-            res.stats.by_op[ins.op] += 1
-            res.trace.append(ins.index)
-            if f["signal_en"]:
-                s = f["signal_sem"]
-                if self.sem[s] == SEM_MAX:
-                    return fail(CoreError.SEM_OVERFLOW, ins.index, eng, s)
-                self.sem[s] += 1
-                res.stats.sem_signals += 1
-            if ins.op == Op.END:
-                return res
+        return Run(self, words, program_base, program_len)
 
     def _fetch(self, addr: int) -> int | None:
         """One instruction word from DRAM, or None if the read would fail."""
@@ -540,6 +526,10 @@ class Core:
             self._matmul(f, res)
         elif op == Op.ACT:
             self._act(f, res)
+        elif op == Op.SEND:
+            self._send(f, res)
+        elif op == Op.RECV:
+            self._recv(f, res)
 
     def _dma(self, d: dict, res: Result) -> None:
         desc = gdma.Descriptor(
@@ -665,12 +655,252 @@ class Core:
         self.sbuf[:n, dst[last]] = (out[last, :n].T & mask).astype(self.lane_dtype)
         res.stats.act_rows += len(src)
 
+    def _send(self, f: dict, res: Result) -> None:
+        p = self.params
+        src = pattern_entries(f["src"]["start"], _dims(f["src"]))
+        n = f["n"]
+        rows = np.zeros((len(src), p.rows), dtype=self.lane_dtype)
+        rows[:, :n] = self.sbuf[:n, src].T
+        self.link_out.extend(rows)
+        res.stats.send_rows += len(src)
+
+    def _recv(self, f: dict, res: Result) -> None:
+        dst = pattern_entries(f["dst"]["start"], _dims(f["dst"]))
+        n = f["n"]
+        rows = np.array([self.link_in.popleft() for _ in range(len(dst))], dtype=self.lane_dtype)
+        last = _last_occurrence(dst)
+        self.sbuf[:n, dst[last]] = rows[last, :n].T
+        res.stats.recv_rows += len(dst)
+
+
+def _rows_of(ap: dict) -> int:
+    """Elements of a SEND/RECV pattern (rows it moves)."""
+    c = [d["count"] for d in ap["dims"]]
+    return c[0] * c[1] * c[2]
+
 
 def _last_occurrence(entries: np.ndarray) -> np.ndarray:
     """Indices of the last occurrence of each distinct value (later rows win)."""
     rev = entries[::-1]
     _, first_in_rev = np.unique(rev, return_index=True)
     return len(entries) - 1 - first_in_rev
+
+
+def pick_order(pick, queues=PRIORITY) -> tuple[tuple, np.random.Generator | None]:
+    """``(order, rng)`` of a :meth:`Core.run` ``pick``: a fixed order of ``queues`` (the
+    default, or ``pick`` itself, which must order each queue once) and the generator for a
+    random pick (None for a fixed one)."""
+    if pick is None or isinstance(pick, np.random.Generator):
+        order = tuple(queues)
+    else:
+        order = tuple(Engine(e) for e in pick)
+        if sorted(order) != sorted(queues):
+            raise ValueError(f"pick must order all {len(queues)} queues once, not {pick!r}")
+    return order, pick if isinstance(pick, np.random.Generator) else None
+
+
+class Barrier:
+    """The chip's barrier model: how many BARRIERs of each mask every core has started.
+
+    Masks are normalised (0 → every core), so mask 0 and the mask of all cores name the same
+    barrier. The ``g``-th BARRIER (from 0) of a mask on a core is released when every core
+    of the mask has started at least ``g + 1`` BARRIERs of that mask.
+    """
+
+    def __init__(self, cores: int):
+        self.cores = cores
+        self._started: dict[int, list[int]] = {}
+
+    def reset(self) -> None:
+        self._started.clear()
+
+    def members(self, mask: int) -> int:
+        return mask or (1 << self.cores) - 1
+
+    def arrive(self, core: int, mask: int) -> int:
+        """Core ``core`` starts a BARRIER of ``mask``; returns its number for that mask."""
+        started = self._started.setdefault(self.members(mask), [0] * self.cores)
+        g = started[core]
+        started[core] += 1
+        return g
+
+    def released(self, mask: int, g: int) -> bool:
+        mask = self.members(mask)
+        started = self._started.get(mask, [0] * self.cores)
+        return all(started[c] > g for c in range(self.cores) if mask >> c & 1)
+
+
+class Run:
+    """One program running on a :class:`Core` (made by :meth:`Core.start`), advanced one
+    scheduling step at a time: :meth:`startable` lists the engines that can make a step,
+    :meth:`step` makes one, and :meth:`stall` ends the run when nothing can start (its
+    pending dispatch error, or DEADLOCK). :meth:`Core.run` drives one run alone;
+    :class:`~ncore.golden.chip.Chip` interleaves the runs of its cores. ``done`` is set
+    when END has run or the run stopped with an error; ``res`` is the :class:`Result`.
+
+    A step is one of: start an engine's queue head and run it atomically (taking its
+    semaphore before and applying its signal after); start a BARRIER (take its semaphore
+    and *arrive*; if the barrier is already released it also completes in the same step,
+    else it stays in flight, and the control queue runs nothing else); or complete the
+    BARRIER in flight once the barrier released it (retire it and apply its signal).
+    """
+
+    def __init__(self, core: Core, words, program_base: int, program_len: int):
+        self.core = core
+        self.words = words
+        self.program_base = program_base
+        self.program_len = program_len
+        self.res = core.result = Result()
+        core.sem[:] = 0
+        self.queues = {e: collections.deque() for e in _QUEUES}
+        self.pc = 0
+        self.dispatching = True
+        self.pending: tuple | None = None  # a precise dispatch error waiting for the drain
+        self.staged = None  # the decoded, checked instruction waiting for room in its queue
+        self.in_flight: tuple | None = None  # a started BARRIER: (instr, mask, number)
+        self.done = False
+        self.dispatch()
+
+    # -- dispatch -----------------------------------------------------------------------------
+
+    def dispatch(self) -> None:
+        """Dispatch in order until a queue is full, after END, or at a dispatch error."""
+        p = self.core.params
+        while self.dispatching:
+            if self.staged is None:
+                self.staged = self._decode_next()
+                if self.staged is None:
+                    self.dispatching = False
+                    return
+            op, f, eng = self.staged
+            if len(self.queues[eng]) >= p.queue_depth:
+                return
+            self.queues[eng].append(_Instr(self.pc, op, f))
+            self.staged = None
+            self.pc += 1
+            if op == Op.END:
+                self.dispatching = False
+
+    def _decode_next(self):
+        """``(op, fields, engine)`` of word ``pc``, or None after setting ``pending``."""
+        core, pc = self.core, self.pc
+        addr = self.program_base + isa.WORD_BYTES * pc
+        if pc >= self.program_len:
+            self.pending = (CoreError.NO_END, pc, Engine.DISPATCH, addr)
+            return None
+        word = self.words[pc] if self.words is not None else core._fetch(addr)
+        if word is None:
+            self.pending = (CoreError.FETCH, pc, Engine.DISPATCH, addr)
+            return None
+        try:
+            op, f = isa.decode(word)
+        except ValueError:
+            self.pending = (CoreError.ILLEGAL_OPCODE, pc, Engine.DISPATCH, addr)
+            return None
+        eng = ENGINE_OF[op]
+        try:
+            _check(core.params, op, f, core.index)
+        except _Fault as e:
+            self.pending = (e.code, pc, eng, addr if e.address is None else e.address)
+            return None
+        return op, f, eng
+
+    # -- scheduling ---------------------------------------------------------------------------
+
+    def can_step(self, e: Engine) -> bool:
+        """Whether engine ``e`` can make a step now."""
+        core = self.core
+        if e == Engine.CONTROL and self.in_flight is not None:
+            _, mask, g = self.in_flight
+            return core.barrier.released(mask, g)
+        q = self.queues[e]
+        if not q:
+            return False
+        ins = q[0]
+        if ins.op == Op.END and any(self.queues[o] for o in _QUEUES if o != Engine.CONTROL):
+            return False
+        if ins.op == Op.RECV and len(core.link_in) < _rows_of(ins.f["dst"]):
+            return False
+        return not ins.f["wait_en"] or core.sem[ins.f["wait_sem"]] > 0
+
+    def startable(self, order=PRIORITY) -> list[Engine]:
+        """The engines of ``order`` that can make a step now (none once ``done``)."""
+        if self.done:
+            return []
+        return [e for e in order if self.can_step(e)]
+
+    def step(self, eng: Engine) -> None:
+        """Make one step of engine ``eng`` (one that :meth:`startable` listed)."""
+        core, res = self.core, self.res
+        if eng == Engine.CONTROL and self.in_flight is not None:
+            ins = self.in_flight[0]
+            self.in_flight = None
+            self._retire(ins, eng)
+            return
+        ins = self.queues[eng].popleft()
+        f = ins.f
+        if f["wait_en"]:
+            core.sem[f["wait_sem"]] -= 1
+            res.stats.sem_waits += 1
+        if ins.op == Op.BARRIER:
+            mask = core.barrier.members(f["mask"])
+            g = core.barrier.arrive(core.index, mask)
+            if not core.barrier.released(mask, g):
+                self.in_flight = (ins, mask, g)
+                self.dispatch()
+                return
+        else:
+            try:
+                core._execute(ins, res)
+            except _Fault as e:  # only DMA errors fault during execution
+                self._fail(CoreError.DMA, ins.index, eng, e.address, e.dma_code)
+                return
+        self._retire(ins, eng)
+
+    def _retire(self, ins: _Instr, eng: Engine) -> None:
+        res, f = self.res, ins.f
+        res.stats.retired[eng] += 1
+        res.stats.by_op[ins.op] += 1
+        if ins.op == Op.BARRIER:
+            res.stats.barriers += 1
+        res.trace.append(ins.index)
+        if f["signal_en"]:
+            s = f["signal_sem"]
+            if self.core.sem[s] == SEM_MAX:
+                self._fail(CoreError.SEM_OVERFLOW, ins.index, eng, s)
+                return
+            self.core.sem[s] += 1
+            res.stats.sem_signals += 1
+        if ins.op == Op.END:
+            self.done = True
+            return
+        self.dispatch()
+
+    def stall(self, order=PRIORITY) -> Result:
+        """End the run when nothing can step (here, or anywhere on a chip): with the pending
+        dispatch error if there is one, else DEADLOCK for the first busy queue of ``order``
+        (a queue with instructions, or the control queue with a BARRIER in flight)."""
+        if self.done:
+            return self.res
+        if self.pending is not None:
+            return self._fail(*self.pending)
+        busy = [e for e in order if self.queues[e] or (e == Engine.CONTROL and self.in_flight)]
+        if not busy:  # only possible after END retired
+            self.done = True
+            return self.res
+        e = busy[0]
+        if e == Engine.CONTROL and self.in_flight is not None:
+            ins, mask, _ = self.in_flight
+            return self._fail(CoreError.DEADLOCK, ins.index, e, mask)
+        head = self.queues[e][0]
+        return self._fail(CoreError.DEADLOCK, head.index, e, head.f["wait_sem"])
+
+    def _fail(self, code, index, engine, address, dma_code=gdma.ErrorCode.NONE) -> Result:
+        res = self.res
+        res.error, res.index, res.engine = CoreError(code), index, engine
+        res.address, res.dma_code = int(address), gdma.ErrorCode(dma_code)
+        self.done = True
+        return res
 
 
 def run(

@@ -3,8 +3,9 @@
 Assembler
     One function per instruction returns its 512-bit word: :func:`dma_load`,
     :func:`dma_store` (or :func:`dma` for a :class:`ncore.golden.dma.Descriptor`),
-    :func:`loadw`, :func:`matmul`, :func:`act`, :func:`nop`, :func:`end`. Every one takes
-    ``wait=`` / ``signal=`` (a semaphore number, or None). Patterns are
+    :func:`loadw`, :func:`matmul`, :func:`act`, :func:`nop`, :func:`end`, and for the
+    core-to-core links and the chip barrier :func:`send`, :func:`recv`, :func:`barrier`.
+    Every one takes ``wait=`` / ``signal=`` (a semaphore number, or None). Patterns are
     ``(start, [(count, stride), …])`` with up to three dimensions, innermost first (missing
     ones are ``(1, 0)``); a pattern that follows another (MATMUL ``psum``, ACT ``b`` and
     ``dst``) is a start entry, which gets the dense strides ``(1, c0, c0·c1)`` of the
@@ -53,6 +54,7 @@ __all__ = [
     "Program",
     "Region",
     "act",
+    "barrier",
     "conv3x3",
     "dma",
     "dma_load",
@@ -65,7 +67,9 @@ __all__ = [
     "maxpool2x2",
     "mlp",
     "nop",
+    "recv",
     "requantize",
+    "send",
 ]
 
 
@@ -208,6 +212,25 @@ def end(*, wait=None, signal=None) -> int:
     return isa.encode(Op.END, **_header(wait, signal))
 
 
+def send(src, n: int, *, wait=None, signal=None) -> int:
+    """Push one row per element of the SBUF pattern ``src`` into the link to the next core:
+    partitions ``< n`` of the entry, the rest 0."""
+    src_f, _ = _ap(src)
+    return isa.encode(Op.SEND, {"n": n, "src": src_f}, **_header(wait, signal))
+
+
+def recv(dst, n: int, *, wait=None, signal=None) -> int:
+    """Pop one row per element of the SBUF pattern ``dst`` from the link from the previous
+    core into partitions ``< n`` of the entry."""
+    dst_f, _ = _ap(dst)
+    return isa.encode(Op.RECV, {"n": n, "dst": dst_f}, **_header(wait, signal))
+
+
+def barrier(mask: int = 0, *, wait=None, signal=None) -> int:
+    """Chip barrier of the cores in ``mask`` (bit k: core k; 0: every core)."""
+    return isa.encode(Op.BARRIER, {"mask": mask}, **_header(wait, signal))
+
+
 class Program:
     """A list of instruction words."""
 
@@ -292,10 +315,10 @@ class Directed:
 class _Dram:
     """Bump allocator for a DRAM image."""
 
-    def __init__(self):
+    def __init__(self, base: int = 0):
         self.layout: dict[str, Region] = {}
         self.data: list[tuple[int, bytes]] = []
-        self.top = 0
+        self.top = base
 
     def alloc(self, name, shape, dtype, value=None, align=64) -> Region:
         addr = -(-self.top // align) * align
@@ -682,8 +705,12 @@ def gemm_stationary(
     zero_point: int = 0,
     relu: bool = False,
     block_rows: int | None = None,
+    dram_base: int = 0,
 ) -> Directed:
     """Large int8 GEMM ``C = requantize(A @ B)`` with A blocks resident in the SBUF.
+
+    ``dram_base``: where the operands, the result and the program start in DRAM (so that
+    several cores can each run one, on their own regions).
 
     The schedule for GEMMs too big for :func:`gemm`'s streaming (which reloads A for every
     N tile): M is cut into blocks of ``block_rows`` rows; a block of A (all K) stays in the
@@ -738,7 +765,7 @@ def gemm_stationary(
     aslot = [sb(nk * mb), sb(nk * mb)]
     oslot = [sb(mb), sb(mb)]
 
-    dr = _Dram()
+    dr = _Dram(dram_base)
     ra = dr.alloc("A", a.shape, np.int8, a)
     rbt = dr.alloc("BT", (N, K), np.int8, np.ascontiguousarray(b.T))
     scale_v = _per_channel(1 if scale is None else scale, N, "scale")

@@ -15,6 +15,12 @@
   semaphores of the GEMM: removing any one of them changes the result under some pick
   order, while the intact program is the same under every order.
 * Statistics against counts worked out from the program's shape.
+* Core-to-core links and the barrier on one core: the new fields' dispatch checks (BARRIER
+  masks relative to the core's number), SEND/RECV over the loop-back link (partitions
+  ``< n``, streams whose row counts differ per instruction, repeated entries, strided
+  patterns) under every pick order, RECVs that wait for rows (DEADLOCK when they never
+  come), BARRIERs on a standalone core, END behind the send/recv queues, and their counters.
+  The chip (several cores) is tests/test_golden_chip.py.
 """
 
 import ml_dtypes
@@ -385,7 +391,7 @@ def _bad_words(p):
     mov = (0, [(2, 1)])
     one = (0, [(1, 1)])
     return [
-        ("opcode", 7, OPC, None, p),
+        ("opcode", 9, OPC, None, p),
         ("opcode31", 31 | 1 << 200, OPC, None, p),
         ("reserved", gp.nop() | 1 << 17, FLD, None, p),
         ("tail", gp.loadw(0, 1, 1) | 1 << 511, FLD, None, p),
@@ -416,6 +422,20 @@ def _bad_words(p):
         ("act_src_sbuf", gp.act((d, [(1, 1)]), 0, 1), SB, d, p),
         ("act_b", gp.act(mov, 0, 1, op="max", b=(d - 1, [1])), SB, d, p),
         ("act_dst", gp.act(mov, (3, [-4]), 1), SB, 0xFFFF_FFFF, p),
+        ("send_n0", gp.send(one, 0), FLD, None, p),
+        ("send_n", gp.send(one, p.rows + 1), FLD, None, p),
+        ("send_count0", gp.send((0, [(2, 1), (1, 0), (0, 3)]), 1), FLD, None, p),
+        ("recv_n0", gp.recv(one, 0), FLD, None, p),
+        ("recv_n", gp.recv(one, p.rows + 1), FLD, None, p),
+        ("recv_count0", gp.recv((0, [(0, 1)]), 1), FLD, None, p),
+        ("barrier_beyond", gp.barrier(1 | 1 << p.cores), FLD, None, p),
+        ("barrier_bit15", gp.barrier(1 << 15), FLD, None, p),
+        ("barrier_not_self", gp.barrier(0b110), FLD, None, p),  # core 0 not in the mask
+        ("barrier_tail", gp.barrier() | 1 << 48, FLD, None, p),
+        ("send_range", gp.send((d - 2, [(3, 1)]), 1), SB, d, p),
+        ("send_negative", gp.send((4, [(2, 1), (2, -5)]), 1), SB, 0xFFFF_FFFF, p),
+        ("recv_range", gp.recv((0, [(2, d)]), 1), SB, d, p),
+        ("recv_negative", gp.recv((1, [(3, -1)]), 1), SB, 0xFFFF_FFFF, p),
     ]
 
 
@@ -709,3 +729,220 @@ def test_gemm_stationary(p, shape, block_rows, seed):
         core = d.run(pick=pick)
         assert core.result.ok, core.result
         np.testing.assert_array_equal(d.outputs(core.dram)["C"], d.expected["C"])
+
+
+# -- links and barrier on one core ---------------------------------------------------------------
+
+LINK = NCoreParams(rows=4, cols=3, sbuf_depth=64, psum_depth=32, semaphores=8, cores=1)
+
+
+def test_engines_and_priority():
+    assert [int(e) for e in Engine] == [0, 1, 2, 3, 4, 5, 6]
+    assert gcore.PRIORITY == (
+        Engine.DMA,
+        Engine.TENSOR,
+        Engine.VECTOR,
+        Engine.SEND,
+        Engine.RECV,
+        Engine.CONTROL,
+    )
+    assert (Op.SEND, Op.RECV, Op.BARRIER) == (6, 7, 8)
+    assert gcore.ENGINE_OF[Op.SEND] == Engine.SEND and gcore.ENGINE_OF[Op.RECV] == Engine.RECV
+    assert gcore.ENGINE_OF[Op.BARRIER] == Engine.CONTROL
+    with pytest.raises(ValueError, match="all 6 queues"):
+        Core(LINK).run([gp.end()], pick=[Engine.DMA, Engine.TENSOR, Engine.VECTOR, Engine.CONTROL])
+
+
+def test_assembler_link_fields():
+    op, f = isa.decode(gp.send((5, [(3, -2), (2, 7)]), 3, wait=1, signal=2))
+    assert op == Op.SEND and f["n"] == 3 and (f["wait_en"], f["wait_sem"]) == (1, 1)
+    assert f["src"]["start"] == 5 and (f["signal_en"], f["signal_sem"]) == (1, 2)
+    assert [(d["count"], d["stride"]) for d in f["src"]["dims"]] == [(3, -2), (2, 7), (1, 0)]
+    op, f = isa.decode(gp.recv((9, [(4, 1)]), 2))
+    assert op == Op.RECV and f["n"] == 2 and f["dst"]["start"] == 9 and not f["wait_en"]
+    op, f = isa.decode(gp.barrier(0b1010, signal=4))
+    assert op == Op.BARRIER and f["mask"] == 0b1010 and f["signal_sem"] == 4
+    assert isa.decode(gp.barrier())[1]["mask"] == 0
+
+
+def test_validate_link_fields():
+    """validate: n in 1 … rows, counts ≥ 1, patterns inside the SBUF (the extreme-entry
+    rule), BARRIER masks within the chip and including the core (by its number)."""
+    p = SMALL  # 4 cores, 4 partitions, 64 entries
+    d = p.sbuf_depth
+    FLD, SB = CoreError.ILLEGAL_FIELD, CoreError.SBUF_RANGE
+    for fn in (gp.send, gp.recv):
+        assert gcore.validate(p, fn((0, [(d, 1)]), p.rows)) is None
+        assert gcore.validate(p, fn((d - 1, [(d, -1)]), 1)) is None
+        assert gcore.validate(p, fn((0, [(1, 1)]), 0)) == (FLD, None)
+        assert gcore.validate(p, fn((0, [(1, 1)]), p.rows + 1)) == (FLD, None)
+        assert gcore.validate(p, fn((0, [(2, 1), (0, 5)]), 1)) == (FLD, None)
+        assert gcore.validate(p, fn((0, [(2, 1)]), 0)) == (FLD, None)  # field before range
+        assert gcore.validate(p, fn((d, [(1, 1)]), 1)) == (SB, d)
+        assert gcore.validate(p, fn((3, [(2, 40), (2, 30)]), 1)) == (SB, 3 + 40 + 30)
+        assert gcore.validate(p, fn((3, [(2, 1), (2, -4)]), 1)) == (SB, 0xFFFF_FFFF)
+        assert gcore.validate(p, fn((0, [(1 << 15, 0)]), 1)) is None  # stride 0: one entry
+        assert gcore.validate(p, fn((0, [(2, 1)]), 1) | 1 << 300) == (FLD, None)  # tail
+    assert gcore.validate(p, gp.barrier()) is None
+    assert gcore.validate(p, gp.barrier(0b1111)) is None
+    assert gcore.validate(p, gp.barrier(0b0001)) is None
+    assert gcore.validate(p, gp.barrier(0b10000 | 1)) == (FLD, None)  # core 4 of 4
+    assert gcore.validate(p, gp.barrier(0b0110)) == (FLD, None)  # without core 0
+    for core in range(4):
+        for mask in range(1, 16):
+            want = None if mask >> core & 1 else (FLD, None)
+            assert gcore.validate(p, gp.barrier(mask), core) == want
+    assert gcore.validate(p.replace(cores=16), gp.barrier(0xFFFF), 15) is None
+    assert gcore.validate(p.replace(cores=16), gp.barrier(0x7FFF), 15) == (FLD, None)
+    assert gcore.validate(p.replace(cores=1), gp.barrier(0b10)) == (FLD, None)
+    assert gcore.validate(p, gp.barrier(0b1, wait=p.semaphores)) == (FLD, None)
+    # The core's own number decides at dispatch, too.
+    r = Core(p, index=2).run([gp.nop(), gp.barrier(0b0011), gp.end()], program_base=128)
+    assert (r.error, r.index, r.engine, r.address) == (
+        CoreError.ILLEGAL_FIELD,
+        1,
+        Engine.CONTROL,
+        128 + 64,
+    )
+    with pytest.raises(ValueError, match="core index"):
+        Core(p, index=4)
+
+
+@pytest.mark.parametrize("pick", PICKS, ids=["priority", "reversed", "random1", "random2"])
+def test_send_recv_loop_back(pick, seed):
+    """One core: SENDs go round the loop-back link to its own RECVs. Row counts differ per
+    instruction (a stream), SEND zero-fills partitions ≥ n, RECV leaves them untouched, a
+    repeated destination entry gets the later row, strided and negative patterns."""
+    p = LINK  # 4 partitions
+    rng = np.random.default_rng(seed(120))
+    core = Core(p, dram_size=4096)
+    core.sbuf[:] = rng.integers(0, 256, core.sbuf.shape)
+    before = core.sbuf.copy()
+    prog = [
+        gp.recv((40, [(3, 2)]), 4, signal=1),  # waits for rows: dispatched first
+        gp.send((0, [(2, 1), (2, 10)]), 4),  # rows 0, 1, 10, 11
+        gp.send((25, [(3, -1)]), 2),  # rows 25, 24, 23, partitions ≥ 2 as 0
+        gp.recv((50, [(2, 1)]), 3),  # rows 11, 25: partitions < 3
+        gp.recv((60, [(2, 0)]), 4, signal=1),  # the same entry twice: row 23 wins
+        gp.nop(wait=1),
+        gp.end(wait=1),
+    ]
+    r = core.run(prog, pick=_pick(pick))
+    assert r.ok, r
+    want = before.copy()
+    sent = [before[:, e].copy() for e in (0, 1, 10, 11)]
+    for e in (25, 24, 23):
+        row = before[:, e].copy()
+        row[2:] = 0
+        sent.append(row)
+    for i, e in enumerate((40, 42, 44)):
+        want[:, e] = sent[i]
+    want[:3, 50] = sent[3][:3]
+    want[:3, 51] = sent[4][:3]
+    want[:, 60] = sent[6]
+    np.testing.assert_array_equal(core.sbuf, want)
+    assert len(core.link_in) == 0 and core.link_in is core.link_out
+    st = r.stats
+    assert (st.send_rows, st.recv_rows, st.barriers) == (7, 7, 0)
+    assert st.retired[Engine.SEND] == 2 and st.retired[Engine.RECV] == 3
+    assert st.by_op[Op.SEND] == 2 and st.by_op[Op.RECV] == 3 and st.by_op[Op.BARRIER] == 0
+    assert sum(st.retired.values()) == len(prog)
+
+
+def test_loop_back_on_a_core_of_a_larger_chip():
+    """A standalone Core loops its link back whatever ``cores`` says."""
+    p = SMALL  # cores = 4
+    core = Core(p, dram_size=4096)
+    core.sbuf[:, 3] = [1, 2, 3, 4]
+    r = core.run([gp.send((3, [(1, 1)]), 4), gp.recv((7, [(1, 1)]), 4), gp.end()])
+    assert r.ok and list(core.sbuf[:, 7]) == [1, 2, 3, 4]
+
+
+def test_recv_deadlock():
+    """A RECV waits for all its rows; rows that never come end the run with DEADLOCK for the
+    recv queue (address: its wait_sem field), after everything else that could run."""
+    p = LINK
+    core = Core(p, dram_size=4096)
+    r = core.run([gp.recv((0, [(2, 1)]), 4), gp.nop(signal=3), gp.end()])
+    assert (r.error, r.index, r.engine, r.address) == (CoreError.DEADLOCK, 0, Engine.RECV, 0)
+    assert r.trace == [1] and core.sem[3] == 1 and r.stats.recv_rows == 0
+    # Too few rows: 3 sent, 4 wanted; none is taken (the ISS RECV is atomic).
+    core.sbuf[:] = 0
+    core.sbuf[:, :3] = 7
+    r = core.run([gp.send((0, [(3, 1)]), 4), gp.recv((10, [(4, 1)]), 4, wait=2), gp.nop(signal=2),
+                  gp.end()])  # fmt: skip
+    assert (r.error, r.index, r.engine, r.address) == (CoreError.DEADLOCK, 1, Engine.RECV, 2)
+    assert len(core.link_in) == 3 and not core.sbuf[:, 10:].any()
+    # A RECV fed only by a SEND that waits for it deadlocks (an incorrect program).
+    r = Core(p).run([gp.recv((0, [(1, 1)]), 4, signal=0), gp.send((0, [(1, 1)]), 4, wait=0),
+                     gp.end()])  # fmt: skip
+    assert (r.error, r.index, r.engine, r.address) == (CoreError.DEADLOCK, 1, Engine.SEND, 0)
+    # The same program in the right order is fine.
+    r = Core(p).run([gp.send((0, [(1, 1)]), 4, signal=0), gp.recv((0, [(1, 1)]), 4, wait=0),
+                     gp.end()])  # fmt: skip
+    assert r.ok and r.trace == [0, 1, 2]
+
+
+def test_end_waits_for_send_and_recv_queues():
+    """END starts only when the five other queues are empty; reversed priority would
+    otherwise run it first."""
+    p = LINK
+    rev = tuple(reversed(gcore.PRIORITY))
+    prog = [gp.send((0, [(1, 1)]), 4, wait=0), gp.recv((1, [(1, 1)]), 4), gp.nop(signal=0),
+            gp.end()]  # fmt: skip
+    r = Core(p).run(prog, pick=rev)
+    assert r.ok and r.trace == [2, 0, 1, 3]
+    r = Core(p).run(prog)
+    assert r.ok and r.trace == [2, 0, 1, 3]
+
+
+def test_barrier_on_one_core():
+    """With cores = 1 (or a mask of the core alone) a BARRIER completes at once and signals;
+    one that names other cores never completes on a standalone core: DEADLOCK for the
+    control queue with the mask as address, while the other queues go on."""
+    p = LINK
+    r = Core(p).run([gp.barrier(signal=2), gp.barrier(0b1, wait=2, signal=2), gp.nop(wait=2),
+                     gp.end()])  # fmt: skip
+    assert r.ok and r.trace == [0, 1, 2, 3]
+    assert r.stats.barriers == 2 and r.stats.by_op[Op.BARRIER] == 2
+    assert r.stats.retired[Engine.CONTROL] == 4 and r.stats.sem_signals == 2
+    q = SMALL  # cores = 4: a standalone core 0
+    assert Core(q).run([gp.barrier(0b0001), gp.end()]).ok
+    core = Core(q, _dram(130))
+    r = core.run(
+        [
+            gp.barrier(),
+            gp.nop(signal=1),
+            gp.dma_load((0, [(4, 1)]), (0, [(4, 1)])),  # not ordered after the barrier
+            gp.end(),
+        ]
+    )
+    assert (r.error, r.index, r.engine, r.address) == (CoreError.DEADLOCK, 0, Engine.CONTROL, 0xF)
+    assert r.trace == [2] and core.sem[1] == 0  # the NOP behind the barrier never ran
+    np.testing.assert_array_equal(core.sbuf[:, 0], _dram(130)[:4])
+    r = Core(q).run([gp.barrier(0b0101, wait=3), gp.end()])
+    assert (r.error, r.index, r.engine, r.address) == (CoreError.DEADLOCK, 0, Engine.CONTROL, 3)
+    # A BARRIER's signal can overflow like any other.
+    prog = [gp.nop(signal=0)] * 255 + [gp.barrier(signal=0), gp.end()]
+    r = Core(p.replace(queue_depth=2)).run(prog)
+    assert (r.error, r.index, r.engine, r.address) == (
+        CoreError.SEM_OVERFLOW,
+        255,
+        Engine.CONTROL,
+        0,
+    )
+    assert r.stats.barriers == 1
+
+
+def test_link_statistics_and_run_restarts_links():
+    """Counters of SEND/RECV/BARRIER, and a new run starts with an empty link and a fresh
+    barrier count."""
+    p = LINK
+    core = Core(p)
+    r = core.run([gp.send((0, [(5, 1), (2, 8)]), 4), gp.barrier(), gp.end()])
+    assert r.ok and len(core.link_out) == 10  # left in the link: not an error
+    assert (r.stats.send_rows, r.stats.recv_rows, r.stats.barriers) == (10, 0, 1)
+    r = core.run([gp.recv((0, [(1, 1)]), 4), gp.end()])
+    assert r.error == CoreError.DEADLOCK and len(core.link_in) == 0
+    r = core.run([gp.send((0, [(3, 1)]), 4), gp.recv((0, [(3, 1)]), 2), gp.end()])
+    assert r.ok and (r.stats.send_rows, r.stats.recv_rows) == (3, 3)

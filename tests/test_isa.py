@@ -75,6 +75,24 @@ def test_errors_name_the_field():
     assert len(image) == 128 and isa.from_bytes(image)[1] >> 11 & 1 == 1
 
 
+def test_link_and_barrier_layouts():
+    """SEND/RECV/BARRIER (opcodes 6, 7, 8): their bodies start at bit 32 after the common
+    header; the existing opcodes keep their numbers."""
+    assert [(op.name, op.value) for op in isa.Op] == [
+        ("NOP", 0), ("END", 1), ("DMA", 2), ("LOADW", 3), ("MATMUL", 4), ("ACT", 5),
+        ("SEND", 6), ("RECV", 7), ("BARRIER", 8),
+    ]  # fmt: skip
+    for op, ap in ((isa.Op.SEND, "src"), (isa.Op.RECV, "dst")):
+        f = {n: (o, w, s) for n, o, w, s in isa.flatten(isa.layout_of(op))}
+        assert f["n"] == (32, 9, False) and f[f"{ap}.start"] == (41, 20, False)
+        assert f[f"{ap}.dims[0].count"] == (61, 16, False)
+        assert f[f"{ap}.dims[2].stride"] == (149, 20, True) and f["tail"] == (169, 343, False)
+    f = {n: (o, w) for n, o, w, _ in isa.flatten(isa.layout_of(isa.Op.BARRIER))}
+    assert f["mask"] == (32, 16) and f["tail"] == (48, 464)
+    word = isa.encode(isa.Op.BARRIER, {"mask": 0b1011}, wait_sem=3)
+    assert word == 8 | 1 << 5 | 3 << 6 | 0b1011 << 32
+
+
 def test_reference_is_current():
     assert DOC.read_text() == isa.reference_markdown(), "run: python -m ncore.isa"
 
