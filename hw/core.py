@@ -139,7 +139,13 @@ def core_regs(params: NCoreParams) -> list[Reg]:
         Reg("prog_len", 0x20, RW, doc="program length in instructions"),
         Reg("irq_enable", 0x24, RW, init=IRQ_DONE | IRQ_ERROR, doc="bit 0 done, bit 1 error"),
         Reg("irq_status", 0x28, W1C, doc="bit 0 done, bit 1 error (write 1 to clear)"),
-        Reg("watchdog", 0x2C, RW, init=64, doc="quiet cycles before DEADLOCK (≥ 4)"),
+        Reg(
+            "watchdog",
+            0x2C,
+            RW,
+            init=1 << 16,
+            doc="quiet cycles before DEADLOCK (≥ 4; waiting on a link or barrier is quiet)",
+        ),
         Reg("params0", 0x30, RO, doc="rows [15:0], cols [31:16]"),
         Reg(
             "params1",

@@ -139,3 +139,65 @@ def test_chip_programs(sim, cores, seed, tmp_path):
             assert results[2].dma_code == gdma.ErrorCode.RD_DECERR
             assert results[0].ok and results[3].ok
     assert not problems, "\n".join(problems[:20])
+
+
+@pytest.mark.sim
+def test_chip_links_and_barrier(sim, seed, tmp_path):
+    """Core-to-core streams and the barrier on the 4-core chip, against the chip ISS:
+    a pipeline (core 0 loads and SENDs, cores 1 and 2 RECV, requantise and SEND on, core 3
+    RECVs and stores, row counts differing between SENDs and RECVs) over every link, and a
+    DRAM exchange between all cores ordered by a BARRIER."""
+    from test_golden_chip import _exchange, _i8, _rq, pipeline
+
+    from ncore.golden.chip import Chip
+
+    p = NCoreParams(cores=4)
+    rng = np.random.default_rng(seed(750))
+    x = _i8(rng, (24, p.rows))
+    progs, dram, want = pipeline(p, x, [_rq(rng, p.rows) for _ in range(2)])
+    ex_progs, ex_dram = _exchange(p, with_barrier=True)
+    ex_image = np.zeros(0x8000, np.uint8)
+    ex_image[: len(ex_dram)] = ex_dram
+    ex_list = []
+    for c, words in enumerate(ex_progs):  # programs into the image
+        base = 0x4000 + 0x400 * c
+        ex_image[base : base + 64 * len(words)] = np.frombuffer(isa.to_bytes(words), np.uint8)
+        ex_list.append((base, len(words)))
+    cases = [
+        {"name": "pipeline", "dram": dram[:0x6000], "programs": progs, "pause": 50},
+        {"name": "barrier", "dram": ex_image, "programs": ex_list, "pause": 30},
+    ]
+    for c in cases:
+        c.update(max_cycles=200_000, dram_bytes=len(c["dram"]), sbuf_entries=p.sbuf_depth,
+                 psum_entries=8)  # fmt: skip
+    case_file, out_file = tmp_path / "cases.pkl", tmp_path / "results.pkl"
+    with open(case_file, "wb") as f:
+        pickle.dump(cases, f)
+    env = {"NCORE_SEED": 1, "NCORE_CASES": case_file, "NCORE_RESULTS": out_file}
+    r = run_bench("chip", p, sim, test_module="ncore.verif.chip_tb", top="chip_bench",
+                  top_options={"dram_bytes": DRAM_BYTES}, env=env)  # fmt: skip
+    assert r["total"] == 2 and r["failed"] == 0, r
+    with open(out_file, "rb") as f:
+        hw = pickle.load(f)
+    chip = Chip(p, np.zeros(DRAM_BYTES, np.uint8))
+    problems = []
+    for case, h in zip(cases, hw, strict=True):
+        chip.dram[:] = 0
+        chip.dram[: len(case["dram"])] = case["dram"]
+        results = chip.run(case["programs"])
+        assert all(res.ok for res in results), [res.error for res in results]
+        n = case["dram_bytes"]
+        if not np.array_equal(h["dram"][:n], chip.dram[:n]):
+            problems.append(f"{case['name']}: DRAM differs")
+        for c, core in enumerate(chip.cores):
+            hc = h["cores"][c]
+            if hc["status"] & 0xF != 0b0101:
+                problems.append(f"{case['name']} core {c}: status {hc['status']:#x}")
+            if not np.array_equal(h["sbuf"][c], core.sbuf.astype(np.uint64)):
+                problems.append(f"{case['name']} core {c}: SBUF differs")
+            sent, got = hc["counters"]["link_rows_sent"], hc["counters"]["link_rows_received"]
+            if (sent, got) != (results[c].stats.send_rows, results[c].stats.recv_rows):
+                problems.append(f"{case['name']} core {c}: link counters {sent}, {got}")
+    assert not problems, "\n".join(problems)
+    out = hw[0]["dram"][0x0800 : 0x0800 + 24 * p.rows].view(np.int8).reshape(24, -1)
+    np.testing.assert_array_equal(out, want)

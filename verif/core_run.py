@@ -21,7 +21,7 @@ from .. import isa
 from ..params import NCoreParams
 from .runner import run_bench
 
-__all__ = ["case", "program_case", "run_cases", "trace_case"]
+__all__ = ["case", "program_case", "run_cases", "run_chip_cases", "trace_case"]
 
 
 def case(name, dram, base, length, **extra) -> dict:
@@ -113,5 +113,36 @@ def trace_case(params: NCoreParams, case: dict, *, dram_bytes: int = 1 << 16) ->
                       top="core_bench", top_options=opts, env=env)  # fmt: skip
         if r["failed"] or not out_file.exists():
             raise RuntimeError(f"trace bench failed ({r['results_xml']})")
+        with open(out_file, "rb") as f:
+            return pickle.load(f)
+
+
+def run_chip_cases(
+    params: NCoreParams,
+    sim: str,
+    cases: list[dict],
+    *,
+    dram_bytes: int = 1 << 16,
+    seed: int = 1,
+    log: str | Path | None = None,
+) -> list[dict]:
+    """Run chip cases (``verif/chip_tb.py``: a DRAM image and one ``(base, length)`` or None
+    per core) on the RTL; one result dict per case with per-core status and counters."""
+    for c in cases:
+        c.setdefault("dram_bytes", -(-len(c["dram"]) // 64) * 64)
+        c.setdefault("sbuf_entries", 1)
+        c.setdefault("psum_entries", 1)
+        c.setdefault("max_cycles", 2_000_000)
+    with tempfile.TemporaryDirectory() as tmp:
+        case_file, out_file = Path(tmp) / "cases.pkl", Path(tmp) / "results.pkl"
+        with open(case_file, "wb") as f:
+            pickle.dump([{k: v for k, v in c.items() if not k.startswith("_")} for c in cases], f)
+        env = {"NCORE_SEED": seed, "NCORE_CASES": case_file, "NCORE_RESULTS": out_file}
+        with _output_to(log):
+            r = run_bench("chip", params, sim, test_module="ncore.verif.chip_tb",
+                          top="chip_bench", top_options={"dram_bytes": dram_bytes}, env=env,
+                          testcase="test_programs")  # fmt: skip
+        if r["failed"] or not out_file.exists():
+            raise RuntimeError(f"chip bench failed ({r['results_xml']})")
         with open(out_file, "rb") as f:
             return pickle.load(f)
