@@ -47,7 +47,7 @@ def bench_data_parallel(m=256, k=256, n=256, params: NCoreParams | None = None) 
     case = {"name": "gemm-data-parallel", "dram": image, "programs": programs}
     hw = run_chip_cases(p, "verilator", [case], dram_bytes=dram_bytes, log=LOG)[0]
     ok = True
-    for (lo, hi, d), core in zip(parts, hw["cores"], strict=True):
+    for (_, _, d), core in zip(parts, hw["cores"], strict=True):
         ok &= core["status"] & 0xF == 0b0101
         ok &= bool(np.array_equal(d.outputs(hw["dram"])["C"], d.expected["C"]))
     cycles = hw["wall_cycles"]
