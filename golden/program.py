@@ -1272,3 +1272,356 @@ def mlp(params: NCoreParams, x, layers: list[dict]) -> Directed:
         )
     info = {"n_tile": tw, "layers": nl}
     return Directed("mlp", p, prog, dram, base, dr.layout, {"out": h}, info)
+
+
+# -- (e) the MLP on the chip: a layer pipeline over the links, and layer by layer via DRAM ------
+
+
+@dataclass
+class ChipDirected:
+    """A directed chip program: one program per core (None: the core stays idle), a DRAM
+    image holding the inputs and every program, and the expected outputs.
+
+    ``placed[c]`` is ``(program_base, program_len)`` of core ``c``'s program in ``dram`` (or
+    None), the form :meth:`ncore.golden.chip.Chip.run` takes."""
+
+    name: str
+    params: NCoreParams
+    programs: list  #: per core: a list of instruction words, or None
+    dram: np.ndarray
+    placed: list  #: per core: ``(program_base, program_len)`` or None
+    layout: dict  #: name → :class:`Region` (``program{c}`` for the programs)
+    expected: dict  #: output name → array
+    info: dict = field(default_factory=dict)
+
+    def outputs(self, dram) -> dict:
+        """Each expected output read back from final DRAM contents."""
+        return {k: self.layout[k].read(dram) for k in self.expected}
+
+    def run(self, *, pick=None):
+        """Run on the chip ISS (programs fetched from DRAM); returns the ``Chip``."""
+        from .chip import Chip
+
+        chip = Chip(self.params, self.dram)
+        chip.run(self.placed, pick=pick)
+        return chip
+
+
+def _mlp_check(x, layers) -> list[int]:
+    """The feature sizes ``[F0, F1, …]`` of an int8 MLP (as :func:`mlp` takes it)."""
+    x = np.asarray(x)
+    if x.dtype != np.int8 or x.ndim != 2:
+        raise TypeError("the MLP takes batch × F0 int8 activations")
+    if not layers:
+        raise ValueError("the MLP needs at least one layer")
+    feats = [x.shape[1]]
+    for i, lay in enumerate(layers):
+        wl = np.asarray(lay["w"])
+        if wl.dtype != np.int8 or wl.ndim != 2 or wl.shape[0] != feats[-1]:
+            raise ValueError(f"layer {i}: w must be int8 {feats[-1]}×F_out, not {wl.shape}")
+        feats.append(wl.shape[1])
+    return feats
+
+
+def _mlp_values(layers, feats) -> list[dict]:
+    return [
+        {n: _per_channel(lay.get(n, d), feats[i + 1], n)
+         for n, d in (("scale", 1), ("bias", 0), ("shift", 0))}
+        for i, lay in enumerate(layers)
+    ]  # fmt: skip
+
+
+def _mlp_reference(x, layers, vals) -> np.ndarray:
+    """Plain numpy: int64 matmuls and :func:`requantize`, layer after layer."""
+    h = np.asarray(x)
+    for lay, v in zip(layers, vals, strict=True):
+        acc = h.astype(np.int64) @ np.asarray(lay["w"]).astype(np.int64)
+        h = requantize(acc, v["bias"], v["scale"], v["shift"], lay.get("zero_point", 0),
+                       lay.get("relu", True))  # fmt: skip
+    return h
+
+
+def _mlp_layer_loads(p, dr, i, lay, v, fi, fo, kt, w_e, par_e) -> list:
+    """DRAM regions ``w{i}``, ``params{i}`` and the DMA arguments loading them: weight tile
+    (N tile t, K tile k) at SBUF entry ``w_e + (t·nk + k)·tw`` (column j → entry, K index
+    → partition), parameters of N tile t at ``par_e + t·3P``."""
+    tw = min(p.rows, p.cols)
+    nk, nn = _ceil(fi, kt), _ceil(fo, tw)
+    pb = gsbuf.pbits(p)
+    wl = np.asarray(lay["w"])
+    rw = dr.alloc(f"w{i}", wl.shape, np.int8, wl)
+    loads = []
+    for t in range(nn):
+        o0, wc = t * tw, min(tw, fo - t * tw)
+        for k in range(nk):
+            kc = min(kt, fi - k * kt)
+            loads.append(((rw.addr + k * kt * fo + o0, [(wc, 1), (kc, fo)]),
+                          ((w_e + (t * nk + k) * tw) << pb, [(wc, 1 << pb), (kc, 1)])))  # fmt: skip
+    blk = _param_block(p, v["scale"], v["bias"], v["shift"], nn * tw)
+    rpar = dr.alloc(f"params{i}", blk.shape, blk.dtype, blk)
+    loads.append(_load_params_desc(p, rpar, par_e, tw, nn))
+    return loads
+
+
+def _emit_chain(prog: Program, loads, fence, done, first_wait=None):
+    """DMA loads one after another (each waits for the previous one's signal); the last
+    signals ``done``; the first waits ``first_wait``."""
+    for j, args in enumerate(loads):
+        last = j == len(loads) - 1
+        prog.add(dma_load(*args, wait=first_wait if j == 0 else fence,
+                          signal=done if last else fence))  # fmt: skip
+
+
+def _mlp_stage(prog: Program, p, s, *, lay, fi, fo, kt, w_e, par_e, slots, stride, blocks,
+               src, dst, last_signal=None):  # fmt: skip
+    """Emit one layer over row blocks ``blocks`` (``[(b0, m), …]``), double-buffered.
+
+    ``slots``: two ``(in, psum, out)`` entry triples (SBUF, PSUM, SBUF), block ``i`` uses
+    slot ``i mod 2``; K tile k of the input at ``in + k·stride``, N tile t at
+    ``psum/out + t·stride``. ``src``: a DRAM :class:`Region` (``batch × fi``) to DMA-load from,
+    or None to RECV from the link (one RECV of ``m`` rows per K tile); ``dst``: a DRAM Region
+    to store to, or None to SEND on (one SEND per N tile). The weights and parameters must be
+    loaded with READY signalled once (the first LOADW takes it).
+
+    Per block ``i``: input pieces (the first waits FREE when ``i ≥ 2``; each signals INFULL)
+    → LOADW/MATMULs (the MATMUL of N tile 0, K tile k takes INFULL; the last K tile of each N
+    tile signals PFULL) → ACT per N tile (PFULL → OFULL) → output per N tile (takes OFULL;
+    the last one signals FREE when block ``i + 2`` exists, else ``last_signal`` for the last
+    block). The input of block ``i + 2`` is emitted after the output of block ``i``. FREE
+    frees all three buffers of the slot: the output's completion follows its ACT's, which
+    follows its MATMUL's, and every queue signals in program order (docs/core.md), so all
+    MATMULs, ACTs and outputs of block ``i`` are complete.
+    """
+    R, pb = p.rows, gsbuf.pbits(p)
+    tw = min(R, p.cols)
+    nk, nn = _ceil(fi, kt), _ceil(fo, tw)
+    pieces3 = 3 * gcore.param_pieces(p)
+    nb = len(blocks)
+    single_w = nk * nn == 1  # one weight tile: load it once, it stays active
+
+    def emit_in(i):
+        b0, m = blocks[i]
+        slot = slots[i % 2][0]
+        for k in range(nk):
+            kc = min(kt, fi - k * kt)
+            wait = s.FREE if i >= 2 and k == 0 else None
+            e = slot + k * stride
+            if src is None:
+                prog.add(recv((e, [(m, 1)]), kc, wait=wait, signal=s.INFULL))
+            else:
+                prog.add(dma_load((src.addr + b0 * fi + k * kt, [(kc, 1), (m, fi)]),
+                                  (e << pb, [(kc, 1), (m, 1 << pb)]),
+                                  wait=wait, signal=s.INFULL))  # fmt: skip
+
+    first = True
+    if single_w:
+        prog.add(loadw(w_e, fi, fo, wait=s.READY))
+        first = False
+    for i in range(min(2, nb)):
+        emit_in(i)
+    for i, (b0, m) in enumerate(blocks):
+        e_in, e_ps, e_out = slots[i % 2]
+        for t in range(nn):
+            wc = min(tw, fo - t * tw)
+            for k in range(nk):
+                kc = min(kt, fi - k * kt)
+                if not single_w:
+                    prog.add(loadw(w_e + (t * nk + k) * tw, kc, wc,
+                                   wait=s.READY if first else None))  # fmt: skip
+                    first = False
+                prog.add(matmul((e_in + k * stride, [(m, 1)]), kc, wc, e_ps + t * stride,
+                                accumulate=k > 0, wait=s.INFULL if t == 0 else None,
+                                signal=s.PFULL if k == nk - 1 else None))  # fmt: skip
+            prog.add(act((e_ps + t * stride, [(m, 1)]), e_out + t * stride, wc, src_psum=True,
+                         params=par_e + t * pieces3, zero_point=lay.get("zero_point", 0),
+                         func="relu" if lay.get("relu", True) else "identity",
+                         wait=s.PFULL, signal=s.OFULL))  # fmt: skip
+        for t in range(nn):
+            wc = min(tw, fo - t * tw)
+            if t < nn - 1:
+                sig = None
+            elif i + 2 < nb:
+                sig = s.FREE
+            else:
+                sig = last_signal if i == nb - 1 else None
+            o = e_out + t * stride
+            if dst is None:
+                prog.add(send((o, [(m, 1)]), wc, wait=s.OFULL, signal=sig))
+            else:
+                prog.add(dma_store((o << pb, [(wc, 1), (m, 1 << pb)]),
+                                   (dst.addr + b0 * fo + t * tw, [(wc, 1), (m, fo)]),
+                                   wait=s.OFULL, signal=sig))  # fmt: skip
+        if i + 2 < nb:
+            emit_in(i + 2)
+
+
+def _mlp_buffers(p, sb, nk, nn, rows) -> tuple[list, int]:
+    """Two ``(in, psum, out)`` slots of ``rows`` rows per tile; PSUM from entry 0."""
+    slots = []
+    for j in range(2):
+        slots.append((sb(nk * rows), j * nn * rows, sb(nn * rows)))
+    if 2 * nn * rows > p.psum_depth:
+        raise ValueError(f"needs {2 * nn * rows} PSUM entries, the core has {p.psum_depth}")
+    return slots, rows
+
+
+def mlp_pipeline(params: NCoreParams, x, layers: list[dict], *, micro: int = 16,
+                 dram_base: int = 0) -> ChipDirected:  # fmt: skip
+    """The requantised int8 MLP of :func:`mlp` as a pipeline over the chip's cores.
+
+    Layer ``L`` runs on core ``L`` (``len(layers) ≤ params.cores``; further cores get no
+    program), its weights and requantisation parameters loaded once into that core's SBUF
+    and kept there. The batch streams through in micro-batches of ``micro`` rows: core 0
+    DMA-loads a micro-batch of ``x``, every core computes its layer (LOADW/MATMUL per weight
+    tile into PSUM, ACT requantises per N tile of ``min(rows, cols)`` features into an SBUF
+    output buffer: features on partitions, one entry per batch row and N tile) and SENDs the
+    result to the next core, one SEND of ``m`` rows per N tile; the next core RECVs it, one
+    RECV per K tile (its K tiling is the previous layer's N tiling), straight into the
+    activation layout its MATMULs read. The last layer's core stores its output to DRAM
+    (region ``out``, ``batch × F_last``). Any feature sizes (tiled); ``batch`` need not be a
+    multiple of ``micro``.
+
+    Each core has two slots of (input, PSUM, output) buffers; micro-batch ``i`` uses slot
+    ``i mod 2``, so the input of ``i + 1`` (RECV or DMA) overlaps the compute of ``i``.
+    Semaphores per core (each with one waiting queue): FENCE (weight-load chain) → READY
+    (first LOADW); INFULL (each input piece → the MATMULs of N tile 0, one per K tile);
+    PFULL (last K tile's MATMUL → ACT); OFULL (ACT → SEND / store); FREE (the last SEND /
+    store of micro-batch ``i`` → the input of ``i + 2``, which reuses the slot). See
+    :func:`_mlp_stage`.
+
+    SBUF per core ``L``: ``nk·nn·tw`` weight entries + ``nn·3P`` parameter entries +
+    ``2·(nk + nn)·micro`` activation entries (``nk``/``nn``: K/N tiles of the layer);
+    PSUM: ``2·nn·micro`` entries.
+    """
+    p = params
+    x = np.asarray(x)
+    feats = _mlp_check(x, layers)
+    nl = len(layers)
+    if nl > p.cores:
+        raise ValueError(f"{nl} layers need {nl} cores, the chip has {p.cores}")
+    if micro < 1:
+        raise ValueError("micro must be ≥ 1")
+    batch = x.shape[0]
+    R = p.rows
+    tw = min(R, p.cols)
+    pieces3 = 3 * gcore.param_pieces(p)
+    mb = min(micro, batch)
+    blocks = [(b0, min(mb, batch - b0)) for b0 in range(0, batch, mb)]
+    vals = _mlp_values(layers, feats)
+
+    dr = _Dram(dram_base)
+    rx = dr.alloc("x", x.shape, np.int8, x)
+    programs: list = [None] * p.cores
+    sbuf_use, psum_use = [], []
+    stage_loads = []
+    for L, lay in enumerate(layers):
+        fi, fo = feats[L], feats[L + 1]
+        kt = R if L == 0 else tw
+        nk, nn = _ceil(fi, kt), _ceil(fo, tw)
+        sb = _SbufAlloc(p)
+        w_e, par_e = sb(nk * nn * tw), sb(nn * pieces3)
+        slots, stride = _mlp_buffers(p, sb, nk, nn, mb)
+        loads = _mlp_layer_loads(p, dr, L, lay, vals[L], fi, fo, kt, w_e, par_e)
+        stage_loads.append((kt, w_e, par_e, slots, stride, loads))
+        sbuf_use.append(sb.top)
+        psum_use.append(2 * nn * mb)
+    ro = dr.alloc("out", (batch, feats[-1]), np.int8)
+
+    for L, lay in enumerate(layers):
+        kt, w_e, par_e, slots, stride, loads = stage_loads[L]
+        s = _Sems(p, "FENCE", "READY", "INFULL", "PFULL", "OFULL", "FREE")
+        prog = Program()
+        _emit_chain(prog, loads, s.FENCE, s.READY)
+        _mlp_stage(prog, p, s, lay=lay, fi=feats[L], fo=feats[L + 1], kt=kt, w_e=w_e,
+                   par_e=par_e, slots=slots, stride=stride, blocks=blocks,
+                   src=rx if L == 0 else None, dst=ro if L == nl - 1 else None)  # fmt: skip
+        prog.add(end())
+        programs[L] = prog.words
+
+    # Programs after the data, each 64-byte aligned.
+    placed: list = [None] * p.cores
+    top = dr.top
+    for c, words in enumerate(programs):
+        if words is None:
+            continue
+        base = _ceil(top, isa.WORD_BYTES) * isa.WORD_BYTES
+        dr.layout[f"program{c}"] = Region(base, (len(words) * isa.WORD_BYTES,), "uint8")
+        dr.data.append((base, isa.to_bytes(words)))
+        placed[c] = (base, len(words))
+        top = base + len(words) * isa.WORD_BYTES
+    size = _ceil(top + 64, 4096) * 4096
+    dram = np.zeros(size, dtype=np.uint8)
+    for addr, raw in dr.data:
+        dram[addr : addr + len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+
+    expected = _mlp_reference(x, layers, vals)
+    info = {"n_tile": tw, "layers": nl, "micro": mb, "micro_batches": len(blocks),
+            "sbuf_entries": sbuf_use, "psum_entries": psum_use}  # fmt: skip
+    return ChipDirected("mlp_pipeline", p, programs, dram, placed, dr.layout,
+                        {"out": expected}, info)  # fmt: skip
+
+
+def mlp_layerwise(params: NCoreParams, x, layers: list[dict], *, block_rows: int | None = None,
+                  dram_base: int = 0) -> Directed:  # fmt: skip
+    """The requantised int8 MLP of :func:`mlp` on one core, layer by layer through DRAM.
+
+    For each layer: load its weights and parameters (a fence chain), then stream the whole
+    activation from DRAM in blocks of ``block_rows`` rows (default: as many as fit the SBUF
+    and PSUM, at most the batch), double-buffered as in :func:`mlp_pipeline` (input DMA →
+    MATMULs → ACT → store), storing the requantised activation to DRAM (regions ``h1`` …,
+    the last one ``out``); the next layer reloads it. Every layer's K tiles are ``rows``
+    wide (its input comes from DRAM). A layer starts when the previous one is done: its
+    first weight load waits LAYER, signalled by the previous layer's last store (whose
+    completion, with in-order signalling, means every instruction of that layer completed),
+    so all SBUF and PSUM buffers are reused. Loads of a layer's input follow the stores of
+    the previous layer in the same (DMA) queue, which orders them.
+    """
+    p = params
+    x = np.asarray(x)
+    feats = _mlp_check(x, layers)
+    nl = len(layers)
+    batch = x.shape[0]
+    R = p.rows
+    tw = min(R, p.cols)
+    pieces3 = 3 * gcore.param_pieces(p)
+    vals = _mlp_values(layers, feats)
+    nks = [_ceil(f, R) for f in feats[:-1]]
+    nns = [_ceil(f, tw) for f in feats[1:]]
+    nk_max, nn_max = max(nks), max(nns)
+    w_max = max(a * b for a, b in zip(nks, nns, strict=True)) * tw
+    fixed = w_max + nn_max * pieces3
+    if block_rows is None:
+        limit = min((p.sbuf_depth - fixed) // (2 * (nk_max + nn_max)),
+                    p.psum_depth // (2 * nn_max))  # fmt: skip
+        block_rows = max(1, min(batch, limit))
+    mb = block_rows
+    blocks = [(b0, min(mb, batch - b0)) for b0 in range(0, batch, mb)]
+    sb = _SbufAlloc(p)
+    w_e, par_e = sb(w_max), sb(nn_max * pieces3)
+    slots, stride = _mlp_buffers(p, sb, nk_max, nn_max, mb)
+
+    dr = _Dram(dram_base)
+    rx = dr.alloc("x", x.shape, np.int8, x)
+    acts = [rx]
+    for L in range(1, nl):
+        acts.append(dr.alloc(f"h{L}", (batch, feats[L]), np.int8))
+    s = _Sems(p, "FENCE", "READY", "INFULL", "PFULL", "OFULL", "FREE", "LAYER")
+    all_loads = [_mlp_layer_loads(p, dr, L, lay, vals[L], feats[L], feats[L + 1], R, w_e, par_e)
+                 for L, lay in enumerate(layers)]  # fmt: skip
+    ro = dr.alloc("out", (batch, feats[-1]), np.int8)
+    acts.append(ro)
+    prog = Program()
+    for L, lay in enumerate(layers):
+        _emit_chain(prog, all_loads[L], s.FENCE, s.READY, first_wait=s.LAYER if L else None)
+        _mlp_stage(prog, p, s, lay=lay, fi=feats[L], fo=feats[L + 1], kt=R, w_e=w_e,
+                   par_e=par_e, slots=slots, stride=stride, blocks=blocks, src=acts[L],
+                   dst=acts[L + 1], last_signal=s.LAYER if L < nl - 1 else None)  # fmt: skip
+    prog.add(end())
+    dram, base = dr.finish(prog)
+    expected = _mlp_reference(x, layers, vals)
+    info = {"n_tile": tw, "layers": nl, "block_rows": mb, "blocks": len(blocks),
+            "sbuf_entries": sb.top, "psum_entries": 2 * nn_max * mb}  # fmt: skip
+    return Directed("mlp_layerwise", p, prog, dram, base, dr.layout, {"out": expected}, info)
+
+
+__all__ += ["ChipDirected", "mlp_layerwise", "mlp_pipeline"]
