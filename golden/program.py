@@ -725,9 +725,12 @@ def gemm_stationary(
     and output slots in a ring), emitted a few steps later so that it does not wait at the
     head of the DMA queue.
 
-    B tiles rotate through six SBUF slots, so B loads run up to five MATMULs ahead.
+    B is loaded one *group* at a time — all K tiles of one N tile, one contiguous DMA — into
+    two group slots, the next group during the current one: per MATMUL only a LOADW is
+    fetched besides it, which halves the instruction traffic on the shared bus.
 
-    Semaphores: BFULL (B tile loaded → LOADW), BFREE (LOADW → the B load six steps later),
+    Semaphores: BFULL (B group loaded → its first LOADW), BFREE (the group's last LOADW →
+    the load of the group two later),
     AFREE (the first MATMUL of block ``b``: every MATMUL of block ``b − 1`` is complete →
     the rows of block ``b + 1`` may overwrite its slot), PFULL (last MATMUL of a tile →
     ACT), OFULL (ACT → store), SFREE (store → the first MATMUL of the tile two later, which
@@ -750,10 +753,13 @@ def gemm_stationary(
     tw = min(p.cols, R)
     nk, nn = K // R, _ceil(N, tw)
     pieces3 = 3 * gcore.param_pieces(p)
-    fixed = pieces3 * nn + _B_SLOTS * tw
+    fixed = pieces3 * nn + 2 * nk * tw  # parameters, two B groups
     if block_rows is None:
-        block_rows = (p.sbuf_depth - fixed) // (2 * nk + 2)
-        block_rows = max(1, min(M, block_rows, p.psum_depth // 2, 256))
+        free = p.sbuf_depth - fixed
+        limit = min(M, p.psum_depth // 2, 256)
+        # One A block slot if all of M fits, else two (the next block loads meanwhile).
+        block_rows = M if M <= min(free // (nk + 2), limit) else free // (2 * nk + 2)
+        block_rows = max(1, min(block_rows, limit))
         block_rows = _ceil(M, _ceil(M, block_rows))  # even blocks
     mb = block_rows
     nb = _ceil(M, mb)
@@ -761,8 +767,8 @@ def gemm_stationary(
         raise ValueError(f"block_rows {mb}: two tiles need {2 * mb} PSUM entries")
     sb = _SbufAlloc(p)
     par_e = sb(pieces3 * nn)
-    bslot = [sb(tw) for _ in range(_B_SLOTS)]
-    aslot = [sb(nk * mb), sb(nk * mb)]
+    bgroup = [sb(nk * tw), sb(nk * tw)]  # all K tiles of one N tile
+    aslot = [sb(nk * mb)] * 2 if nb == 1 else [sb(nk * mb), sb(nk * mb)]
     oslot = [sb(mb), sb(mb)]
 
     dr = _Dram(dram_base)
@@ -793,6 +799,23 @@ def gemm_stationary(
         return min(mb, M - blk_i * mb)
 
     a_rows(0, 0, rows_of(0))
+    groups = nb * nn  # (block, N tile) pairs, each one B group load
+
+    def b_group(g):
+        """DMA: every K tile of N tile ``g mod nn`` (B^T rows, all of K) into group slot
+        ``g mod 2``: K tile kk, column j → entry slot + kk·tw + j, partition k mod R."""
+        t = g % nn
+        n0, wc = t * tw, min(tw, N - t * tw)
+        prog.add(
+            dma_load(
+                (rbt.addr + n0 * K, [(K * wc, 1)]),
+                (bgroup[g % 2] << pb, [(R, 1), (nk, tw << pb), (wc, 1 << pb)]),
+                wait=s.BFREE if g >= 2 else None,
+                signal=s.BFULL,
+            )
+        )
+
+    b_group(0)
     steps = [(bi, t, kk) for bi in range(nb) for t in range(nn) for kk in range(nk)]
     nsteps = len(steps)
     per_block = nn * nk
@@ -835,20 +858,13 @@ def gemm_stationary(
             store(g)
         g = bi * nn + t
         mc, wc = rows_of(bi), min(tw, N - t * tw)
-        n0, k0 = t * tw, kk * R
-        bs = bslot[i % _B_SLOTS]
-        prog.add(
-            dma_load(
-                (rbt.addr + n0 * K + k0, [(R, 1), (wc, K)]),
-                (bs << pb, [(R, 1), (wc, 1 << pb)]),
-                wait=s.BFREE if i >= _B_SLOTS else None,
-                signal=s.BFULL,
-            )
-        )
+        bs = bgroup[g % 2] + kk * tw
+        if kk == min(1, nk - 1) and g + 1 < groups:
+            b_group(g + 1)  # prefetch the next group during this one
         for blk_i, r0, r1, first in pieces_at.pop(i, []):
             a_rows(blk_i, r0, r1, wait=s.AFREE if first else None)
-        free = s.BFREE if i + _B_SLOTS < nsteps else None
-        prog.add(loadw(bs, R, wc, wait=s.BFULL, signal=free))
+        free = s.BFREE if kk == nk - 1 and g + 2 < groups else None
+        prog.add(loadw(bs, R, wc, wait=s.BFULL if kk == 0 else None, signal=free))
         last = kk == nk - 1
         if last:
             sig = s.PFULL

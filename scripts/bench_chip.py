@@ -22,11 +22,15 @@ from ..params import NCoreParams
 LOG = BUILD / "bench" / "chip_sim.log"
 
 
-def bench_data_parallel(m=256, k=256, n=256, params: NCoreParams | None = None) -> dict:
+def bench_data_parallel(
+    m=256, k=256, n=256, params: NCoreParams | None = None, *, sim="verilator", seed=3, log=LOG
+) -> dict:
+    """Run the data-parallel GEMM on the chip; returns its figures (raises SystemExit on a
+    wrong result)."""
     from ..verif.core_run import run_chip_cases
 
     p = params or NCoreParams()
-    rng = np.random.default_rng(3)
+    rng = np.random.default_rng(seed)
     a = rng.integers(-128, 128, (m, k), dtype=np.int8)
     b = rng.integers(-128, 128, (k, n), dtype=np.int8)
     rq = {"scale": rng.integers(1, 4, n), "shift": np.full(n, 14), "bias": rng.integers(-99, 99, n)}
@@ -45,7 +49,7 @@ def bench_data_parallel(m=256, k=256, n=256, params: NCoreParams | None = None) 
     programs = [(d.program_base, len(d.program)) for _, _, d in parts]
     dram_bytes = 1 << max(16, (len(image) - 1).bit_length())
     case = {"name": "gemm-data-parallel", "dram": image, "programs": programs}
-    hw = run_chip_cases(p, "verilator", [case], dram_bytes=dram_bytes, log=LOG)[0]
+    hw = run_chip_cases(p, sim, [case], dram_bytes=dram_bytes, seed=seed, log=log)[0]
     ok = True
     for (_, _, d), core in zip(parts, hw["cores"], strict=True):
         ok &= core["status"] & 0xF == 0b0101
@@ -57,6 +61,10 @@ def bench_data_parallel(m=256, k=256, n=256, params: NCoreParams | None = None) 
         "m": m, "k": k, "n": n, "cores": p.cores, "array": f"{p.rows}x{p.cols}",
         "cycles": cycles, "per_core_cycles": per_core, "utilization": round(util, 4),
         "bit_exact": bool(ok), "sim_cycles_per_s": round(cycles / hw["run_s"]),
+        "per_core_status": [c["status"] for c in hw["cores"]],
+        "dma_bytes": sum(c["counters"]["dma_bytes_read"] + c["counters"]["dma_bytes_written"]
+                         for c in hw["cores"]),
+        "instructions": sum(len(d.program) for _, _, d in parts),
     }  # fmt: skip
     print(
         f"chip GEMM {m}×{k}×{n} int8 data-parallel on {p.cores} cores of {p.rows}×{p.cols}: "

@@ -2,7 +2,7 @@
 
 Subcommands
     verilog   generate synthesizable Verilog (+ params.json) under build/verilog/
-    sim       simulate a GEMM on one NeuronCore (or the tensor-engine bench), print a summary
+    sim       simulate a GEMM on the chip (or one core, or the tensor-engine bench), summarise
     lint      ruff on the Python, ``verilator --lint-only -Wall`` on generated Verilog
 
 Bad arguments and bad parameters end with one ``ncore: error: …`` line and exit status 2.
@@ -91,9 +91,44 @@ def cmd_verilog(args) -> int:
 
 
 def cmd_sim(args) -> int:
+    if args.block == "chip":
+        return _sim_chip(args)
     if args.block == "core":
         return _sim_core(args)
     return _sim_tensor_engine(args)
+
+
+def _sim_chip(args) -> int:
+    """An INT8 GEMM split data-parallel over every core of the chip."""
+    from .bench_chip import bench_data_parallel
+
+    params = params_from_args(args)
+    if args.dtype != "int8":
+        raise CliError("--block chip runs an int8 GEMM; use --block core for fp16/bf16")
+    m, k, n = args.gemm
+    if k % params.rows or k // params.rows < 2:
+        raise CliError(f"K = {k} must be a multiple of rows = {params.rows}, at least two tiles")
+    log = BUILD / "sim" / "ncore-sim.log"
+    print(f"ncore sim — chip of {params.cores} NeuronCores {params.rows}×{params.cols} on "
+          f"{args.sim}: int8 GEMM {m}×{k}×{n} from DRAM to DRAM, rows split over the cores; "
+          f"simulator log: {log}", flush=True)  # fmt: skip
+    t0 = time.time()
+    try:
+        r = bench_data_parallel(m, k, n, params, sim=args.sim, seed=args.seed, log=log)
+    except SystemExit as e:
+        print(f"  {e}")
+        print("FAIL")
+        return 1
+    wall = time.time() - t0
+    good = r["bit_exact"] and all(s & 0xF == 0b0101 for s in r["per_core_status"])
+    print(f"  {r['cycles']} cycles, aggregate utilisation {100 * r['utilization']:.1f}% "
+          f"(M·N·K / (cores·rows·cols) / cycles); per core {min(r['per_core_cycles'])}–"
+          f"{max(r['per_core_cycles'])} cycles")  # fmt: skip
+    print(f"  {r['instructions']} instructions, {r['dma_bytes']} DRAM bytes moved by the DMA; "
+          f"simulated at {r['sim_cycles_per_s']:,} cycles/s "
+          f"({wall:.1f} s wall including build)")  # fmt: skip
+    print("PASS" if good else "FAIL")
+    return 0 if good else 1
 
 
 def _sim_core(args) -> int:
@@ -265,17 +300,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "sim",
-        help="simulate a GEMM on one NeuronCore (or the tensor-engine bench)",
-        description="Simulate generated Verilog with cocotb and print a summary. --block core"
-        " (default) runs a GEMM from DRAM to DRAM on one NeuronCore and checks the result"
-        " against numpy; --block tensor_engine runs the tensor-engine bench.",
+        help="simulate a GEMM on the chip (or one core, or the tensor-engine bench)",
+        description="Simulate generated Verilog with cocotb and print a summary. --block chip"
+        " (default) runs an int8 GEMM from DRAM to DRAM split over every core of the chip;"
+        " --block core runs one on a single NeuronCore (any dtype); both check the result"
+        " against numpy. --block tensor_engine runs the tensor-engine bench.",
     )
     p.add_argument("--sim", choices=["verilator", "icarus"], default="verilator")
     p.add_argument(
         "--block",
-        choices=["core", "tensor_engine"],
-        default="core",
-        help="what to simulate (default core)",
+        choices=["chip", "core", "tensor_engine"],
+        default="chip",
+        help="what to simulate (default chip: a GEMM split over every core)",
     )
     p.add_argument(
         "--gemm",
@@ -283,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs=3,
         metavar=("M", "K", "N"),
         default=(256, 256, 256),
-        help="GEMM shape for --block core (default 256 256 256)",
+        help="GEMM shape for --block chip/core (default 256 256 256)",
     )
     p.add_argument(
         "--dtype",

@@ -54,10 +54,10 @@ def test_verilog_writes_params_json(tmp_path):
 
 @pytest.mark.sim
 def test_sim_core_gemm_passes(sim):
-    """``ncore sim`` (what ``make sim`` runs): a small GEMM on the core, checked end to end."""
+    """``ncore sim --block core``: a small GEMM on one core, checked end to end."""
     r = subprocess.run(
-        [sys.executable, "-m", "ncore.scripts.ncore", "sim", "--sim", sim, "--gemm", "20", "16",
-         "12", "--sbuf-depth", "512", "--psum-depth", "128"],
+        [sys.executable, "-m", "ncore.scripts.ncore", "sim", "--block", "core", "--sim", sim,
+         "--gemm", "20", "16", "12", "--sbuf-depth", "512", "--psum-depth", "128"],
         capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
@@ -65,3 +65,17 @@ def test_sim_core_gemm_passes(sim):
     assert lines[-1] == "PASS"
     assert any("bit-exact against numpy" in line for line in lines)
     assert any("array utilisation" in line and "cycle model" in line for line in lines)
+
+
+@pytest.mark.sim
+def test_sim_chip_gemm_passes(sim):
+    """``ncore sim`` (what ``make sim`` runs): a GEMM split over the chip's cores."""
+    r = subprocess.run(
+        [sys.executable, "-m", "ncore.scripts.ncore", "sim", "--sim", sim, "--gemm", "32", "16",
+         "16", "--cores", "2", "--sbuf-depth", "256", "--psum-depth", "64"],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[-1] == "PASS"
+    assert any("aggregate utilisation" in line for line in lines)
