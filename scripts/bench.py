@@ -9,7 +9,10 @@ Runs on Verilator and writes ``build/bench/results.json`` plus a printed table:
   (:mod:`ncore.scripts.bench_dma`);
 * core — the 256³ INT8 GEMM from DRAM to DRAM (utilisation, cycles, simulation rate) and
   the cycle model's error on it and on directed and random programs
-  (:mod:`ncore.scripts.bench_core`).
+  (:mod:`ncore.scripts.bench_core`);
+* chip — the 256³ INT8 GEMM data-parallel over the four cores, and a 4-layer MLP pipelined
+  over the cores against the same MLP layer by layer through DRAM
+  (:mod:`ncore.scripts.bench_chip`).
 
 Usage: ``python -m ncore.scripts.bench [--quick]``.
 """
@@ -116,6 +119,10 @@ def main(argv=None) -> int:
     sizes = ((64, 64, 64),) if args.quick else ((64, 64, 64), (256, 256, 256))
     results["core_gemm"] = bench_gemm(sizes)
     results["core_model"] = bench_model_error()
+    from .bench_chip import bench_data_parallel, bench_mlp
+
+    results["chip_gemm"] = bench_data_parallel(*(64, 64, 64) if args.quick else (256, 256, 256))
+    results["chip_mlp"] = bench_mlp()
     path = Path(out / "results.json")
     path.write_text(json.dumps(results, indent=2) + "\n")
     print(f"bench: wrote {path}")
