@@ -14,8 +14,9 @@ An event model of the core's structure, not of its gates. Each instruction goes 
   tensor sequencer as in hardware (LOADW columns after the bank's previous rows drained;
   MATMUL rows one per cycle once the tile is complete, the next MATMUL taken as the last
   row is requested; completions retire in queue order); the vector engine one ACT at a
-  time (``rows + latency + 3·P`` with a parameter load); NOP at once; END when all else
-  is done.
+  time (``rows + latency + 3·P`` with a parameter load); SEND/RECV one row per cycle (a
+  single core's loop back; waiting for a neighbour is not modelled); NOP and BARRIER at
+  once (one core); END when all else is done.
 
 Bus contention between instruction fetch and DMA reads is modelled as extra cycles on the
 DMA load that shares the bus with a fetch burst. Calibration constants were measured on
@@ -56,14 +57,15 @@ MATMUL_DONE = 2  #: last row in the engine + engine latency → PSUM written
 RETIRE = 1  #: tensor completion to its signal
 SEM = 1  #: signal to a waiter's start
 ACT_EXTRA = 1
+LINK_EXTRA = 2
 FETCH_HIDDEN = 0.2  #: share of a fetch burst a chunk-bound DMA load still waits for
 
 
 def decode_latency(op: Op, f: dict) -> int:
     """Cycles the decoder holds an instruction (its pattern checks), take to offer."""
-    if op in (Op.NOP, Op.END, Op.DMA):
+    if op in (Op.NOP, Op.END, Op.DMA, Op.BARRIER):
         return 3
-    if op == Op.LOADW:
+    if op in (Op.LOADW, Op.SEND, Op.RECV):  # one pattern
         return 8
     if op == Op.MATMUL:
         return 9
@@ -139,6 +141,7 @@ def predict(params: NCoreParams, program) -> Timing:
     mm_before_lw = 0  # rows of the MATMUL before the last LOADW all entered (cycle)
     last_mm_rows_in = 0
     vec_free = 0
+    link_free = {gcore.Engine.SEND: 0, gcore.Engine.RECV: 0}
     done_all = 0  # latest completion so far
 
     bursts = []  # (R-channel start, end) of each fetch burst of FETCH_BURST words
@@ -231,6 +234,8 @@ def predict(params: NCoreParams, program) -> Timing:
                     t = max(t, walker_free, lw_first + 1)
             elif e == gcore.Engine.VECTOR:
                 t = max(t, vec_free)
+            elif e in link_free:
+                t = max(t, link_free[e])
             else:
                 if op == Op.END:
                     if any(queues[o] for o in gcore.PRIORITY if o != gcore.Engine.CONTROL):
@@ -283,6 +288,12 @@ def predict(params: NCoreParams, program) -> Timing:
                 end = max(last_in + te_lat + MATMUL_DONE, tensor_retire)
             end += RETIRE
             tensor_retire = end
+        elif e in link_free:
+            # One row per cycle; a RECV as if its rows were already waiting (one core: the
+            # loop back). Cross-core timing is not modelled yet.
+            ap = f["src"] if op == Op.SEND else f["dst"]
+            end = t + _rows(ap) + LINK_EXTRA
+            link_free[e] = end
         elif e == gcore.Engine.VECTOR:
             m = _rows(f["src"])
             end = t + m + ve_lat + ACT_EXTRA + (pieces3 if f["load_params"] else 0)

@@ -40,7 +40,7 @@ from .interconnect import AxiInterconnect
 from .link import link_layout
 from .ring import Barrier, LinkFifo
 
-__all__ = ["CHIP_ID", "CORE_BASE", "CORE_STRIDE", "Chip", "chip_regs"]
+__all__ = ["CHIP_ID", "CORE_BASE", "CORE_STRIDE", "Chip", "chip_memory_map_markdown", "chip_regs"]
 
 CHIP_ID = 0x4E43_1001  #: "NC", chip, version 1
 CORE_BASE = 0x1000
@@ -76,6 +76,22 @@ def chip_regs(params: NCoreParams) -> list[Reg]:
         Reg("core_base", 0x24, RO, doc=f"{CORE_BASE:#x}: offset of core 0's registers"),
         Reg("core_stride", 0x28, RO, doc=f"{CORE_STRIDE:#x}: distance between core windows"),
     ]
+
+
+def chip_memory_map_markdown(params: NCoreParams | None = None) -> str:
+    """The host port's memory map as Markdown (README embeds it; a test checks)."""
+    p = params or NCoreParams()
+    lines = ["| offset | register | access | reset | meaning |", "|---|---|---|---|---|"]
+    for r in chip_regs(p):
+        reset = f"{r.init:#x}" if r.access == RW else "—"
+        lines.append(f"| `{r.offset:#06x}` | `{r.name.upper()}` | {r.access} | {reset} | {r.doc} |")
+    end = CORE_BASE + p.cores * CORE_STRIDE - 1
+    lines.append(
+        f"| `{CORE_BASE:#06x}` + c·`{CORE_STRIDE:#x}` | core c's registers | | | "
+        f"the core register map (c = 0…{p.cores - 1}: `{CORE_BASE:#06x}`…`{end:#06x}`) |"
+    )
+    lines.append("| anything else | | | | SLVERR |")
+    return "\n".join(lines) + "\n"
 
 
 def _params_words(p: NCoreParams):

@@ -103,6 +103,11 @@ def _sim_chip(args) -> int:
     from .bench_chip import bench_data_parallel
 
     params = params_from_args(args)
+    if args.dtype not in params.dtypes:
+        raise CliError(
+            f"dtype {args.dtype} is not built into this design (dtypes: "
+            f"{','.join(params.dtypes)}); add it with DTYPES="
+        )
     if args.dtype != "int8":
         raise CliError("--block chip runs an int8 GEMM; use --block core for fp16/bf16")
     m, k, n = args.gemm

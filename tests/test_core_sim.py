@@ -74,7 +74,24 @@ def directed_cases(p: NCoreParams, rng) -> list[dict]:
     for fi, fo in zip(feats[:-1], feats[1:], strict=True):
         layers.append({"w": _i8(rng, (fi, fo)), **_rq(rng, 60 * 74 * np.sqrt(fi), fo)})
     cases.append(gp.mlp(p, _i8(rng, (7, feats[0])), layers))
-    return [_case(f"directed-{d.name}", d.dram, d.program_base, len(d.program)) for d in cases]
+    out = [_case(f"directed-{d.name}", d.dram, d.program_base, len(d.program)) for d in cases]
+    # Links on one core loop back: SEND rows, RECV them elsewhere (other row counts per
+    # instruction), a BARRIER of the one core, then store what arrived.
+    pb = (p.rows - 1).bit_length()
+    x = rng.integers(0, 256, 16 * p.rows, dtype=np.uint8)
+    words = [
+        gp.dma_load((0, [(16 * p.rows, 1)]), (0, [(16 * p.rows, 1)]), signal=0),
+        gp.send((0, [(10, 1)]), p.rows, wait=0),
+        gp.send((10, [(6, 1)]), p.rows - 1),
+        gp.recv((100, [(4, 2), (2, 1)]), p.rows, signal=1),
+        gp.recv((108, [(8, 1)]), p.rows, signal=1),
+        gp.barrier(1, wait=1, signal=2),  # this core only (the bench has one core)
+        gp.nop(wait=1),
+        gp.dma_store((100 << pb, [(16 * p.rows, 1)]), (0x1000, [(16 * p.rows, 1)]), wait=2),
+        gp.end(),
+    ]
+    out.append(_program_case("directed-loopback", words, dram=x))
+    return out
 
 
 def random_cases(p, rng, n, pause=0):

@@ -114,3 +114,12 @@ def test_readme_register_map_is_current():
 
     text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     assert register_map_markdown() in text
+
+
+def test_readme_chip_memory_map_is_current():
+    from pathlib import Path
+
+    from ncore.hw.chip import chip_memory_map_markdown
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert chip_memory_map_markdown() in text
