@@ -25,7 +25,15 @@ LOG = BUILD / "bench" / "chip_sim.log"
 
 
 def bench_data_parallel(
-    m=256, k=256, n=256, params: NCoreParams | None = None, *, sim="verilator", seed=3, log=LOG
+    m=256,
+    k=256,
+    n=256,
+    params: NCoreParams | None = None,
+    *,
+    sim="verilator",
+    seed=3,
+    log=LOG,
+    verbose=True,
 ) -> dict:
     """Run the data-parallel GEMM on the chip; returns its figures (raises SystemExit on a
     wrong result)."""
@@ -68,6 +76,10 @@ def bench_data_parallel(
                          for c in hw["cores"]),
         "instructions": sum(len(d.program) for _, _, d in parts),
     }  # fmt: skip
+    if not ok:
+        raise SystemExit("bench: the data-parallel GEMM result differs from numpy")
+    if not verbose:
+        return res
     print(
         f"chip GEMM {m}×{k}×{n} int8 data-parallel on {p.cores} cores of {p.rows}×{p.cols}: "
         f"{cycles} cycles, aggregate utilisation {100 * util:.1f}% "

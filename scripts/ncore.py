@@ -119,7 +119,9 @@ def _sim_chip(args) -> int:
           f"simulator log: {log}", flush=True)  # fmt: skip
     t0 = time.time()
     try:
-        r = bench_data_parallel(m, k, n, params, sim=args.sim, seed=args.seed, log=log)
+        r = bench_data_parallel(
+            m, k, n, params, sim=args.sim, seed=args.seed, log=log, verbose=False
+        )
     except SystemExit as e:
         print(f"  {e}")
         print("FAIL")
