@@ -1,19 +1,22 @@
-"""The NeuronCore: fetch, decode and dispatch, four in-order engine queues, semaphores, the
-DMA, tensor and vector engines, SBUF, PSUM, an AXI4 master and an AXI4-Lite register file.
+"""The NeuronCore: fetch, decode and dispatch, six in-order engine queues, semaphores, the
+DMA, tensor, vector and link engines, SBUF, PSUM, an AXI4 master and an AXI4-Lite register
+file.
 
 Data path::
 
     AXI4 ──► Fetch ──► Decoder ──► dispatch ─┬─► DMA queue ─────► DMA ◄──────► SBUF (chunks)
      ▲  (ID 1)          (checks)             ├─► tensor queue ──► TensorSequencer ──► PSUM
      │                                        ├─► vector queue ──► VectorSequencer ◄─ PSUM/SBUF
-     └──────── DMA (ID 0) ◄───────────────── └─► control queue (NOP, END)            ─► SBUF
+     │                                        ├─► send queue ────► LinkSender ──► link_out
+     │                                        ├─► recv queue ────► LinkReceiver ◄─ link_in
+     └──────── DMA (ID 0) ◄───────────────── └─► control queue (NOP, END, BARRIER)
 
 Program execution (the contract of ``golden/core.py``; ``docs/core.md`` is the long form)
     ``CTRL.START`` fetches ``PROG_LEN`` instruction words from ``PROG_BASE`` (64-byte
     aligned), checks each one (:class:`ncore.hw.decoder.Decoder`) and appends it to the queue
     of its engine, stalling while that queue is full. A queue head starts when its engine can
     take it and, with ``wait_en``, when semaphore ``wait_sem`` is non-zero (it takes one; the
-    semaphore file serves DMA, tensor, vector, control heads in that order). An
+    semaphore file serves DMA, tensor, vector, send, receive, control heads in that order). An
     instruction holds its queue slot until it starts. On completion it adds one to
     ``signal_sem`` (``signal_en``). Completions of one queue are signalled in program order
     (the tensor queue overlaps a LOADW with the MATMUL before it; a retire queue holds the
