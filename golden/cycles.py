@@ -103,6 +103,103 @@ def _rows(ap) -> int:
 def predict(params: NCoreParams, program) -> Timing:
     """Cycles the core takes for ``program`` (words or an image), which must run to END
     without error (the model does not model faults)."""
+    gen = _model(params, program)
+    try:
+        cmd = next(gen)
+        while True:
+            if cmd is None:  # blocked: nothing else can move on one core
+                return gen.send("stop")
+            cmd = gen.send("go")
+    except StopIteration as stop:
+        return stop.value
+
+
+class _Timeline:
+    """Beats of one shared AXI data channel (R or W), one per cycle, reserved in order of
+    the transfers' start times."""
+
+    def __init__(self):
+        self.busy = bytearray()
+        self.hint = 0
+
+    def reserve(self, t: int, n: int) -> tuple[int, int]:
+        """Take the first ``n`` free beats at or after ``t``; (first beat, last beat)."""
+        first = last = None
+        i = max(t, self.hint if self.hint > t else t)
+        need = n
+        while need:
+            if i >= len(self.busy):
+                self.busy.extend(bytes(i - len(self.busy) + max(4096, n)))
+            if not self.busy[i]:
+                self.busy[i] = 1
+                need -= 1
+                first = i if first is None else first
+                last = i
+            i += 1
+        while self.hint < len(self.busy) and self.busy[self.hint]:
+            self.hint += 1
+        return first, last
+
+
+class _ChipState:
+    """What the cores of a chip share in the model: the bus, the links, the barrier."""
+
+    def __init__(self, params: NCoreParams):
+        self.cores = params.cores
+        self.r = _Timeline()
+        self.w = _Timeline()
+        self.links = [[] for _ in range(params.cores)]  # row-ready cycles, per sender
+        self.taken = [0] * params.cores  # rows consumed, per link
+        self.arrived = {}  # core → (mask, cycle) of the BARRIER waiting
+        self.released = {}  # core → release cycle
+
+    def arrive(self, core: int, mask: int, t: int) -> None:
+        self.arrived[core] = (mask, t)
+        members = [c for c in range(self.cores) if mask >> c & 1]
+        if all(c in self.arrived and self.arrived[c][0] == mask for c in members):
+            release = max(self.arrived[c][1] for c in members) + 1
+            for c in members:
+                del self.arrived[c]
+                self.released[c] = release
+
+
+def predict_chip(params: NCoreParams, programs) -> dict:
+    """Cycles of a chip run: ``programs`` per core (words, or None for an idle core), all
+    started together. Cores share the bus (AXI read and write beats are reserved in order of
+    the transfers' start), the links (a RECV takes rows as the SEND before it produced them)
+    and the barrier. Returns ``{"total": cycles, "cores": [Timing or None]}``."""
+    chip = _ChipState(params)
+    gens = {c: _model(params, prog, chip, c) for c, prog in enumerate(programs) if prog}
+    cand = {c: next(g) for c, g in gens.items()}
+    out = {}
+    while gens:
+        ready = [(t, c) for c, t in cand.items() if t is not None]
+        if not ready:  # every core waits on another: a deadlock in the model
+            for c, g in gens.items():
+                try:
+                    g.send("stop")
+                except StopIteration as stop:
+                    out[c] = stop.value
+            break
+        _, c = min(ready)
+        try:
+            cand[c] = gens[c].send("go")
+        except StopIteration as stop:
+            out[c] = stop.value
+            del gens[c], cand[c]
+        for o in list(gens):  # others may have been unblocked (rows, barrier)
+            if o != c:
+                cand[o] = gens[o].send("poll")
+    timings = [out.get(c) for c in range(len(programs))]
+    total = max((t.total for t in timings if t is not None), default=0)
+    return {"total": total, "cores": timings}
+
+
+def _model(params: NCoreParams, program, chip: _ChipState | None = None, core: int = 0):
+    """The event model of one core, as a generator: it yields the start cycle of the next
+    instruction it would run (None when nothing can start yet) and is resumed with "go"
+    (run it), "poll" (recompute: another core may have unblocked it) or "stop"; it returns
+    the :class:`Timing`."""
     p = params
     words = isa.from_bytes(bytes(program)) if isinstance(program, (bytes, bytearray)) else [
         int(w) for w in program
@@ -161,6 +258,9 @@ def predict(params: NCoreParams, program) -> Timing:
             if k >= FETCH_OUTSTANDING:
                 issue = max(issue, bursts[k - FETCH_OUTSTANDING][1])
             r0 = max(issue + READ_LATENCY, bursts[-1][1] if bursts else 0)
+            if chip is not None:  # the shared read channel
+                r0, last = chip.r.reserve(r0, beats * n)
+                r0 = last + 1 - beats * n
             bursts.append((r0, r0 + beats * n, issue))
             for j in range(n):
                 fetch_at.append(r0 + beats * (j + 1) + FETCH_TO_DECODER)
@@ -216,8 +316,19 @@ def predict(params: NCoreParams, program) -> Timing:
         if f["wait_en"]:
             heapq.heappop(tokens[f["wait_sem"]])
 
+    bar_pending = None  # (index, fields) of a BARRIER waiting for the other cores
+    ctrl_free = 0
+
     while True:
         dispatch()
+        if bar_pending is not None and chip is not None and core in chip.released:
+            rel = chip.released.pop(core)
+            b_idx, b_f = bar_pending
+            bar_pending = None
+            timing.done[b_idx] = rel
+            done_all = max(done_all, rel)
+            signal(b_f, rel)
+            ctrl_free = rel + 1
         cands = []
         for e in gcore.PRIORITY:
             q = queues[e]
@@ -236,7 +347,15 @@ def predict(params: NCoreParams, program) -> Timing:
                 t = max(t, vec_free)
             elif e in link_free:
                 t = max(t, link_free[e])
+                if e == gcore.Engine.RECV and chip is not None:
+                    src = (core - 1) % chip.cores
+                    need = chip.taken[src] + _rows(f["dst"])
+                    if len(chip.links[src]) < need:
+                        continue  # its rows are not produced yet
             else:
+                if bar_pending is not None:
+                    continue
+                t = max(t, ctrl_free)
                 if op == Op.END:
                     if any(queues[o] for o in gcore.PRIORITY if o != gcore.Engine.CONTROL):
                         continue
@@ -246,8 +365,17 @@ def predict(params: NCoreParams, program) -> Timing:
                 continue
             cands.append((t, int(e), idx))
         if not cands:
-            break
+            if chip is None:
+                break
+            if (yield None) == "stop":
+                break
+            continue
         t, e, idx = min(cands)
+        cmd = yield t
+        if cmd == "poll":
+            continue
+        if cmd == "stop":
+            break
         e = gcore.Engine(e)
         _, op, f, _ = queues[e].popleft()
         take_token(f)
@@ -259,7 +387,12 @@ def predict(params: NCoreParams, program) -> Timing:
             c = gdma.cost(desc, p)
             ovh = DMA_OVERHEAD[desc.direction]
             end = t + ovh + c["stream_cycles"]
-            if desc.direction == gdma.Direction.LOAD:
+            if chip is not None:
+                # The shared bus: this transfer's beats among every core's.
+                line = chip.r if desc.direction == gdma.Direction.LOAD else chip.w
+                _, last = line.reserve(t + ovh // 2, c["beats"])
+                end = max(end, last + ovh - ovh // 2 + 1)
+            elif desc.direction == gdma.Direction.LOAD:
                 # Fetch bursts share the read data channel: they add to the beats bound.
                 # A transfer bound by its reads (as many bursts as SBUF chunks) waits out
                 # each fetch burst; one bound by SBUF chunks reads ahead and hides some.
@@ -292,12 +425,25 @@ def predict(params: NCoreParams, program) -> Timing:
             # One row per cycle; a RECV as if its rows were already waiting (one core: the
             # loop back). Cross-core timing is not modelled yet.
             ap = f["src"] if op == Op.SEND else f["dst"]
-            end = t + _rows(ap) + LINK_EXTRA
+            n = _rows(ap)
+            end = t + n + LINK_EXTRA
+            if chip is not None and op == Op.SEND:
+                chip.links[core].extend(range(t + 2, t + 2 + n))
+            elif chip is not None:
+                src = (core - 1) % chip.cores
+                k = chip.taken[src]
+                chip.taken[src] = k + n
+                end = max(end, chip.links[src][k + n - 1] + 1 + LINK_EXTRA)
             link_free[e] = end
         elif e == gcore.Engine.VECTOR:
             m = _rows(f["src"])
             end = t + m + ve_lat + ACT_EXTRA + (pieces3 if f["load_params"] else 0)
             vec_free = end
+        elif op == Op.BARRIER and chip is not None:
+            mask = f["mask"] or (1 << chip.cores) - 1
+            chip.arrive(core, mask, t)
+            bar_pending = (idx, f)
+            continue  # completes when the chip releases it (above)
         else:
             end = t
         timing.done[idx] = end

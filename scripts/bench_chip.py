@@ -17,6 +17,7 @@ import sys
 
 import numpy as np
 
+from ..golden import cycles
 from ..golden import program as gp
 from ..hw.generate import BUILD
 from ..params import NCoreParams
@@ -64,13 +65,15 @@ def bench_data_parallel(
     for (_, _, d), core in zip(parts, hw["cores"], strict=True):
         ok &= core["status"] & 0xF == 0b0101
         ok &= bool(np.array_equal(d.outputs(hw["dram"])["C"], d.expected["C"]))
-    cycles = hw["wall_cycles"]
-    util = m * n * k / (p.cores * p.rows * p.cols) / cycles
+    cycles_hw = hw["wall_cycles"]
+    model = cycles.predict_chip(p, [d.program.words for _, _, d in parts])["total"]
+    util = m * n * k / (p.cores * p.rows * p.cols) / cycles_hw
     per_core = [c["counters"]["cycles"] for c in hw["cores"]]
     res = {
         "m": m, "k": k, "n": n, "cores": p.cores, "array": f"{p.rows}x{p.cols}",
-        "cycles": cycles, "per_core_cycles": per_core, "utilization": round(util, 4),
-        "bit_exact": bool(ok), "sim_cycles_per_s": round(cycles / hw["run_s"]),
+        "cycles": cycles_hw, "per_core_cycles": per_core, "utilization": round(util, 4),
+        "model_cycles": model, "model_error": round((model - cycles_hw) / cycles_hw, 4),
+        "bit_exact": bool(ok), "sim_cycles_per_s": round(cycles_hw / hw["run_s"]),
         "per_core_status": [c["status"] for c in hw["cores"]],
         "dma_bytes": sum(c["counters"]["dma_bytes_read"] + c["counters"]["dma_bytes_written"]
                          for c in hw["cores"]),
@@ -82,8 +85,9 @@ def bench_data_parallel(
         return res
     print(
         f"chip GEMM {m}×{k}×{n} int8 data-parallel on {p.cores} cores of {p.rows}×{p.cols}: "
-        f"{cycles} cycles, aggregate utilisation {100 * util:.1f}% "
-        f"(cores {min(per_core)}–{max(per_core)} cycles), "
+        f"{cycles_hw} cycles, aggregate utilisation {100 * util:.1f}% "
+        f"(cores {min(per_core)}–{max(per_core)} cycles; chip cycle model {model}, "
+        f"{100 * res['model_error']:+.1f}%), "
         f"{'bit-exact' if ok else 'MISMATCH'}; simulated at {res['sim_cycles_per_s']} cycles/s",
         flush=True,
     )
@@ -129,8 +133,13 @@ def bench_mlp(batch=256, feats=(8, 8, 8, 8, 8), params: NCoreParams | None = Non
         dma = sum(c["counters"]["dma_bytes_read"] + c["counters"]["dma_bytes_written"]
                   for c in cores)  # fmt: skip
         link = sum(c["counters"]["link_rows_sent"] for c in cores)
-        out[name] = {"cycles": h["wall_cycles"], "dram_bytes": dma, "link_rows": link,
-                     "cores": len(cores), "bit_exact": ok}  # fmt: skip
+        programs = [prog for prog in (d.programs if name == "pipeline" else
+                                      [d.program.words] + [None] * (p.cores - 1))]  # fmt: skip
+        model = cycles.predict_chip(p, programs)["total"]
+        cyc = h["wall_cycles"]
+        out[name] = {"cycles": cyc, "dram_bytes": dma, "link_rows": link,
+                     "cores": len(cores), "bit_exact": ok, "model_cycles": model,
+                     "model_error": round((model - cyc) / cyc, 4)}  # fmt: skip
         if not ok:
             raise SystemExit(f"bench: the {name} MLP result differs from numpy")
     a, b = out["pipeline"], out["layerwise"]
@@ -138,7 +147,8 @@ def bench_mlp(batch=256, feats=(8, 8, 8, 8, 8), params: NCoreParams | None = Non
         f"MLP {'→'.join(map(str, feats))}, batch {batch}: pipeline over {a['cores']} cores "
         f"{a['cycles']} cycles, {a['dram_bytes']} DRAM bytes ({a['link_rows']} rows over the "
         f"links); layer by layer through DRAM on one core {b['cycles']} cycles, "
-        f"{b['dram_bytes']} DRAM bytes; both bit-exact",
+        f"{b['dram_bytes']} DRAM bytes; both bit-exact; chip cycle model "
+        f"{100 * a['model_error']:+.1f}% / {100 * b['model_error']:+.1f}%",
         flush=True,
     )
     return {"batch": batch, "features": list(feats), **out}
