@@ -51,6 +51,11 @@ FETCH_QUEUE = 8  #: words the fetch unit buffers
 QUEUE_LATENCY = 2  #: dispatch to queue head
 DMA_OVERHEAD = {gdma.Direction.LOAD: 12, gdma.Direction.STORE: 17}
 DMA_GAP = 1  #: cycles between one descriptor's completion and the next one's start
+#: Cycles a burst holds one of the DMA's four outstanding slots beyond its beats, in the core
+#: (arbiter, memory model): bounds transfers of many short bursts.
+READ_ROUND_TRIP = 5.4
+WRITE_ROUND_TRIP = 5.9
+CHIP_ROUND_TRIP = 1.0  #: extra per burst through the chip's interconnect
 LOADW_FIRST = 2  #: LOADW start to its first column in the engine
 MATMUL_FIRST = 2  #: MATMUL start to its first row request answered
 MATMUL_DONE = 2  #: last row in the engine + engine latency → PSUM written
@@ -384,7 +389,11 @@ def _model(params: NCoreParams, program, chip: _ChipState | None = None, core: i
         timing.start[idx] = t
         if e == gcore.Engine.DMA:
             desc = _desc(f)
-            c = gdma.cost(desc, p)
+            rt = READ_ROUND_TRIP if desc.direction == gdma.Direction.LOAD else WRITE_ROUND_TRIP
+            if chip is not None:
+                rt += CHIP_ROUND_TRIP  # the interconnect's request and response stages
+            c = gdma.cost(desc, p, round_trip=rt)
+            c["stream_cycles"] = round(c["stream_cycles"])
             ovh = DMA_OVERHEAD[desc.direction]
             end = t + ovh + c["stream_cycles"]
             if chip is not None:
