@@ -144,9 +144,9 @@ def test_chip_programs(sim, cores, seed, tmp_path):
 @pytest.mark.sim
 def test_chip_links_and_barrier(sim, seed, tmp_path):
     """Core-to-core streams and the barrier on the 4-core chip, against the chip ISS:
-    a pipeline (core 0 loads and SENDs, cores 1 and 2 RECV, requantise and SEND on, core 3
-    RECVs and stores, row counts differing between SENDs and RECVs) over every link, and a
-    DRAM exchange between all cores ordered by a BARRIER."""
+    a pipeline (core 0 loads and SENDs, cores 1, 2 and 3 RECV, requantise and SEND on, core 0
+    RECVs the result and stores it; row counts differ between SENDs and RECVs) over every
+    link of the ring, and a DRAM exchange between all cores ordered by a BARRIER."""
     from test_golden_chip import _exchange, _i8, _rq, pipeline
 
     from ncore.golden.chip import Chip
@@ -154,7 +154,8 @@ def test_chip_links_and_barrier(sim, seed, tmp_path):
     p = NCoreParams(cores=4)
     rng = np.random.default_rng(seed(750))
     x = _i8(rng, (24, p.rows))
-    progs, dram, want = pipeline(p, x, [_rq(rng, p.rows) for _ in range(2)])
+    # Three stages on cores 1, 2, 3; core 0 both feeds and stores: every link of the ring.
+    progs, dram, want = pipeline(p, x, [_rq(rng, p.rows) for _ in range(3)])
     ex_progs, ex_dram = _exchange(p, with_barrier=True)
     ex_image = np.zeros(0x8000, np.uint8)
     ex_image[: len(ex_dram)] = ex_dram
