@@ -18,36 +18,12 @@ from __future__ import annotations
 
 from amaranth.hdl import Array, Const, Module, Mux, Signal
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
+
+from .csr import axil_slave_members
 
 __all__ = ["AxilRouter", "axil_slave_members"]
 
 _OKAY, _SLVERR = 0, 2
-
-
-def axil_slave_members(addr_width: int) -> dict:
-    """The flat ``s_axil_*`` members of an AXI4-Lite slave (seen from the slave)."""
-    return {
-        "s_axil_awaddr": In(addr_width),
-        "s_axil_awprot": In(3),
-        "s_axil_awvalid": In(1),
-        "s_axil_awready": Out(1),
-        "s_axil_wdata": In(32),
-        "s_axil_wstrb": In(4),
-        "s_axil_wvalid": In(1),
-        "s_axil_wready": Out(1),
-        "s_axil_bresp": Out(2),
-        "s_axil_bvalid": Out(1),
-        "s_axil_bready": In(1),
-        "s_axil_araddr": In(addr_width),
-        "s_axil_arprot": In(3),
-        "s_axil_arvalid": In(1),
-        "s_axil_arready": Out(1),
-        "s_axil_rdata": Out(32),
-        "s_axil_rresp": Out(2),
-        "s_axil_rvalid": Out(1),
-        "s_axil_rready": In(1),
-    }
 
 
 def _log2(n: int) -> int:

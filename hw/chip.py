@@ -35,7 +35,7 @@ from ..params import DTYPES, NCoreParams
 from .axil_router import AxilRouter, axil_slave_members
 from .core import LINK_FIFO_DEPTH, NeuronCore
 from .csr import RO, RW, CsrFile, Reg
-from .dma_bench_top import axi_port_name
+from .dma_bench_top import connect_flat_axi, flat_axi_members
 from .interconnect import AxiInterconnect
 from .link import link_layout
 from .ring import Barrier, LinkFifo
@@ -47,7 +47,6 @@ CORE_BASE = 0x1000
 CORE_STRIDE = 0x100
 CORE_ID_WIDTH = 4  #: AXI ID bits of one core (DMA 0, fetch 1)
 HOST_ADDR_WIDTH = 16
-_CHANNELS = ("aw", "w", "b", "ar", "r")
 
 
 def chip_regs(params: NCoreParams) -> list[Reg]:
@@ -130,14 +129,7 @@ class Chip(wiring.Component):
         self.router.connect([self.csr, *self.cores])
         members = dict(axil_slave_members(HOST_ADDR_WIDTH))
         members["irq"] = Out(1)
-        down = self.ic.signature.members["down"].signature
-        for ch in _CHANNELS:
-            chan = down.members[ch]
-            out = chan.flow == Out
-            for fname, field in chan.signature.members["payload"].shape:
-                members[axi_port_name(ch, fname)] = (Out if out else In)(field.shape)
-            members[axi_port_name(ch, "valid")] = (Out if out else In)(1)
-            members[axi_port_name(ch, "ready")] = (In if out else Out)(1)
+        members.update(flat_axi_members(self.ic.signature.members["down"].signature))
         dbg = self.cores[0].signature.members["dbg"].signature
         members["dbg_core"] = In(range(max(2, p.cores)))
         for name, member in dbg.members.items():
@@ -175,18 +167,7 @@ class Chip(wiring.Component):
             port, inner = getattr(self, name), getattr(router, name)
             m.d.comb += inner.eq(port) if member.flow == In else port.eq(inner)
 
-        # DRAM port.
-        for ch in _CHANNELS:
-            chan = getattr(ic.down, ch)
-            out = ch in ("aw", "w", "ar")
-            pairs = [
-                (getattr(chan.payload, f), axi_port_name(ch, f)) for f, _ in chan.payload.shape()
-            ]
-            pairs.append((chan.valid, axi_port_name(ch, "valid")))
-            for sig, port in pairs:
-                m.d.comb += getattr(self, port).eq(sig) if out else sig.eq(getattr(self, port))
-            ready = getattr(self, axi_port_name(ch, "ready"))
-            m.d.comb += chan.ready.eq(ready) if out else ready.eq(chan.ready)
+        connect_flat_axi(m, ic.down, self)  # the DRAM port
 
         # Chip registers, IRQ, cycle counter.
         cycles = Signal(64)

@@ -15,13 +15,20 @@ from amaranth.lib.wiring import In, Out
 
 from ..params import NCoreParams
 from .core import LINK_FIFO_DEPTH, NeuronCore
-from .dma_bench_top import axi_port_name
+from .dma_bench_top import connect_flat_axi, flat_axi_members
 from .link import link_layout
 from .ring import LinkFifo
 
-__all__ = ["CoreTop"]
+__all__ = ["CoreTop", "alone"]
 
-_CHANNELS = ("aw", "w", "b", "ar", "r")
+
+def alone(m: Module, core: NeuronCore, params: NCoreParams) -> None:
+    """Connect a core that has no chip around it: core 0, its link looped back through a
+    FIFO (SEND feeds its own RECV), its barrier released at once."""
+    m.submodules.link = link = LinkFifo(link_layout(params), LINK_FIFO_DEPTH)
+    wiring.connect(m, core.link_out, link.i)
+    wiring.connect(m, link.o, core.link_in)
+    m.d.comb += [core.core_id.eq(0), core.barrier_go.eq(core.barrier_req)]
 
 
 class CoreTop(wiring.Component):
@@ -44,14 +51,7 @@ class CoreTop(wiring.Component):
         dbg = self.core.signature.members["dbg"].signature
         for name, member in dbg.members.items():
             members[f"dbg_{name}"] = (In if member.flow == In else Out)(member.shape)
-        axi = self.core.signature.members["axi"].signature
-        for ch in _CHANNELS:
-            chan = axi.members[ch]
-            out = chan.flow == Out
-            for fname, field in chan.signature.members["payload"].shape:
-                members[axi_port_name(ch, fname)] = (Out if out else In)(field.shape)
-            members[axi_port_name(ch, "valid")] = (Out if out else In)(1)
-            members[axi_port_name(ch, "ready")] = (In if out else Out)(1)
+        members.update(flat_axi_members(self.core.signature.members["axi"].signature))
         super().__init__(members)
 
     @property
@@ -61,11 +61,7 @@ class CoreTop(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.core = core = self.core
-        # One core: its link loops back through a FIFO and its barrier releases at once.
-        m.submodules.link = link = LinkFifo(link_layout(self._p), LINK_FIFO_DEPTH)
-        wiring.connect(m, core.link_out, link.i)
-        wiring.connect(m, link.o, core.link_in)
-        m.d.comb += [core.core_id.eq(0), core.barrier_go.eq(core.barrier_req)]
+        alone(m, core, self._p)
         for name, member in self.signature.members.items():
             if name.startswith("s_axil_") or name == "irq":
                 port, inner = getattr(self, name), getattr(core, name)
@@ -77,18 +73,5 @@ class CoreTop(wiring.Component):
                 m.d.comb += inner.eq(port)
             else:
                 m.d.comb += port.eq(inner)
-        for ch in _CHANNELS:
-            chan = getattr(core.axi, ch)
-            out = ch in ("aw", "w", "ar")
-            pairs = [
-                (getattr(chan.payload, f), axi_port_name(ch, f)) for f, _ in chan.payload.shape()
-            ]
-            pairs.append((chan.valid, axi_port_name(ch, "valid")))
-            for sig, port in pairs:
-                if out:
-                    m.d.comb += getattr(self, port).eq(sig)
-                else:
-                    m.d.comb += sig.eq(getattr(self, port))
-            ready = getattr(self, axi_port_name(ch, "ready"))
-            m.d.comb += chan.ready.eq(ready) if out else ready.eq(chan.ready)
+        connect_flat_axi(m, core.axi, self)
         return m

@@ -23,7 +23,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["RO", "RW", "W1C", "W1P", "CsrFile", "Reg"]
+__all__ = ["RO", "RW", "W1C", "W1P", "CsrFile", "Reg", "axil_slave_members"]
 
 RW, RO, W1P, W1C = "RW", "RO", "W1P", "W1C"
 _OKAY, _SLVERR = 0, 2
@@ -42,6 +42,31 @@ class Reg:
             raise ValueError(f"register {self.name}: offset {self.offset:#x} is not word aligned")
         if self.access not in (RW, RO, W1P, W1C):
             raise ValueError(f"register {self.name}: unknown access {self.access!r}")
+
+
+def axil_slave_members(addr_width: int) -> dict:
+    """The flat ``s_axil_*`` members of an AXI4-Lite slave (seen from the slave)."""
+    return {
+        "s_axil_awaddr": In(addr_width),
+        "s_axil_awprot": In(3),
+        "s_axil_awvalid": In(1),
+        "s_axil_awready": Out(1),
+        "s_axil_wdata": In(32),
+        "s_axil_wstrb": In(4),
+        "s_axil_wvalid": In(1),
+        "s_axil_wready": Out(1),
+        "s_axil_bresp": Out(2),
+        "s_axil_bvalid": Out(1),
+        "s_axil_bready": In(1),
+        "s_axil_araddr": In(addr_width),
+        "s_axil_arprot": In(3),
+        "s_axil_arvalid": In(1),
+        "s_axil_arready": Out(1),
+        "s_axil_rdata": Out(32),
+        "s_axil_rresp": Out(2),
+        "s_axil_rvalid": Out(1),
+        "s_axil_rready": In(1),
+    }
 
 
 def _word_is(addr, offset: int):
@@ -71,27 +96,7 @@ class CsrFile(wiring.Component):
             raise ValueError(f"an offset does not fit {addr_width} address bits")
         self._regs = regs
         self._aw = addr_width
-        members = {
-            "s_axil_awaddr": In(addr_width),
-            "s_axil_awprot": In(3),
-            "s_axil_awvalid": In(1),
-            "s_axil_awready": Out(1),
-            "s_axil_wdata": In(32),
-            "s_axil_wstrb": In(4),
-            "s_axil_wvalid": In(1),
-            "s_axil_wready": Out(1),
-            "s_axil_bresp": Out(2),
-            "s_axil_bvalid": Out(1),
-            "s_axil_bready": In(1),
-            "s_axil_araddr": In(addr_width),
-            "s_axil_arprot": In(3),
-            "s_axil_arvalid": In(1),
-            "s_axil_arready": Out(1),
-            "s_axil_rdata": Out(32),
-            "s_axil_rresp": Out(2),
-            "s_axil_rvalid": Out(1),
-            "s_axil_rready": In(1),
-        }
+        members = axil_slave_members(addr_width)
         for r in regs:
             if r.access == RO:
                 members[f"i_{r.name}"] = In(32)

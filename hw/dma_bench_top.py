@@ -17,7 +17,7 @@ from ..params import NCoreParams
 from .dma import DMA
 from .sbuf import RowReadSignature, SBuf
 
-__all__ = ["DmaBenchTop", "axi_port_name"]
+__all__ = ["DmaBenchTop", "axi_port_name", "connect_flat_axi", "flat_axi_members"]
 
 _CHANNELS = ("aw", "w", "b", "ar", "r")
 
@@ -25,6 +25,36 @@ _CHANNELS = ("aw", "w", "b", "ar", "r")
 def axi_port_name(channel: str, field: str, prefix: str = "m_axi") -> str:
     """Top-level port name of an AXI field, e.g. ``("aw", "addr")`` → ``m_axi_awaddr``."""
     return f"{prefix}_{channel}{field}"
+
+
+def flat_axi_members(axi: wiring.Signature, prefix: str = "m_axi") -> dict:
+    """Flat port members (``<prefix>_<channel><field>``) of an AXI4 master with the channel
+    layouts of ``axi`` (an :class:`ncore.hw.dma.AxiSignature`)."""
+    members = {}
+    for ch in _CHANNELS:
+        chan = axi.members[ch]
+        out = chan.flow == Out  # the master drives valid/payload on aw, w, ar
+        for fname, field in chan.signature.members["payload"].shape:
+            members[axi_port_name(ch, fname, prefix)] = (Out if out else In)(field.shape)
+        members[axi_port_name(ch, "valid", prefix)] = (Out if out else In)(1)
+        members[axi_port_name(ch, "ready", prefix)] = (In if out else Out)(1)
+    return members
+
+
+def connect_flat_axi(m: Module, iface, owner, prefix: str = "m_axi") -> None:
+    """Wire the AXI interface ``iface`` (a master's, or a slave's flipped one) to ``owner``'s
+    flat ``<prefix>_*`` ports: a rename, field by field."""
+    for ch in _CHANNELS:
+        chan = getattr(iface, ch)
+        drives = iface.signature.members[ch].signature.members["valid"].flow == Out
+        pairs = [(getattr(chan.payload, f), axi_port_name(ch, f, prefix))
+                 for f, _ in chan.payload.shape()]  # fmt: skip
+        pairs.append((chan.valid, axi_port_name(ch, "valid", prefix)))
+        for sig, name in pairs:
+            port = getattr(owner, name)
+            m.d.comb += port.eq(sig) if drives else sig.eq(port)
+        ready = getattr(owner, axi_port_name(ch, "ready", prefix))
+        m.d.comb += chan.ready.eq(ready) if drives else ready.eq(chan.ready)
 
 
 class DmaBenchTop(wiring.Component):
@@ -55,15 +85,7 @@ class DmaBenchTop(wiring.Component):
         for name in ("i_desc", "o_done", "busy", "error", "err_code", "err_addr", "clear"):
             members[name] = self.dma.signature.members[name]
         members["sbuf_rd"] = In(RowReadSignature(params))
-        self._axi_ports = []  # (port name, engine-side signal, engine drives it)
-        axi = self.dma.signature.members["axi"].signature
-        for ch in _CHANNELS:
-            chan = axi.members[ch]
-            out = chan.flow == Out  # the engine drives valid/payload on aw, w, ar
-            for fname, field in chan.signature.members["payload"].shape:
-                members[axi_port_name(ch, fname)] = (Out if out else In)(field.shape)
-            members[axi_port_name(ch, "valid")] = (Out if out else In)(1)
-            members[axi_port_name(ch, "ready")] = (In if out else Out)(1)
+        members.update(flat_axi_members(self.dma.signature.members["axi"].signature))
         super().__init__(members)
 
     @property
@@ -85,19 +107,5 @@ class DmaBenchTop(wiring.Component):
             self.err_addr.eq(dma.err_addr),
             dma.clear.eq(self.clear),
         ]
-        # Flattening the AXI interface to cocotbext-axi's names is a rename, field by field.
-        for ch in _CHANNELS:
-            chan = getattr(dma.axi, ch)
-            out = ch in ("aw", "w", "ar")
-            pairs = [
-                (getattr(chan.payload, f), axi_port_name(ch, f)) for f, _ in chan.payload.shape()
-            ]
-            pairs += [(chan.valid, axi_port_name(ch, "valid"))]
-            for sig, port in pairs:
-                if out:
-                    m.d.comb += getattr(self, port).eq(sig)
-                else:
-                    m.d.comb += sig.eq(getattr(self, port))
-            ready = getattr(self, axi_port_name(ch, "ready"))
-            m.d.comb += chan.ready.eq(ready) if out else ready.eq(chan.ready)
+        connect_flat_axi(m, dma.axi, self)
         return m

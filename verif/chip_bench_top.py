@@ -14,13 +14,11 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
 from ..hw.chip import Chip
-from ..hw.dma_bench_top import axi_port_name
+from ..hw.dma_bench_top import connect_flat_axi
 from ..params import NCoreParams
 from .axi_ram_model import SimAxiRam
 
 __all__ = ["ChipBenchTop"]
-
-_CHANNELS = ("aw", "w", "b", "ar", "r")
 
 
 class ChipBenchTop(wiring.Component):
@@ -62,19 +60,5 @@ class ChipBenchTop(wiring.Component):
             )
             port = getattr(self, name)
             m.d.comb += inner.eq(port) if member.flow == In else port.eq(inner)
-        for ch in _CHANNELS:
-            chan = getattr(ram.axi, ch)
-            to_ram = ch in ("aw", "w", "ar")
-            fields = [f for f, _ in chan.payload.shape()]
-            for f in fields:
-                sig, port = getattr(chan.payload, f), getattr(chip, axi_port_name(ch, f))
-                m.d.comb += sig.eq(port) if to_ram else port.eq(sig)
-            valid, ready = (
-                getattr(chip, axi_port_name(ch, "valid")),
-                getattr(chip, axi_port_name(ch, "ready")),
-            )
-            if to_ram:
-                m.d.comb += [chan.valid.eq(valid), ready.eq(chan.ready)]
-            else:
-                m.d.comb += [valid.eq(chan.valid), chan.ready.eq(ready)]
+        connect_flat_axi(m, ram.axi, chip)  # the memory answers the chip's m_axi_* ports
         return m

@@ -20,56 +20,42 @@ import time
 import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles, RisingEdge
-from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiResp
+from cocotbext.axi import AxiResp
 
 from ..hw.chip import CHIP_ID, CORE_BASE, CORE_STRIDE, chip_regs
-from ..hw.core import CORE_ID, COUNTERS, CTRL_SOFT_RESET, CTRL_START, core_regs
-from .benchenv import BenchEnv, cycles_now, start_clock
-from .core_tb import _bd_read, _bd_write
+from ..hw.core import CORE_ID, CTRL_SOFT_RESET, CTRL_START
+from .benchenv import cycles_now
+from .core_tb import _BD_IN, Regs, _bd_read, _bd_write, setup_bench
 
 
 async def _setup(dut):
-    env = BenchEnv.load()
-    for name in ("bd_addr", "bd_we", "bd_wdata", "pause", "err_base", "err_size", "dbg_en",
-                 "dbg_psum", "dbg_addr", "dbg_core"):  # fmt: skip
-        getattr(dut, name).value = 0
-    for name in ("awprot", "arprot", "awaddr", "araddr", "wdata", "wstrb"):
-        getattr(dut, f"s_axil_{name}").value = 0
-    for name in ("awvalid", "arvalid", "wvalid", "bready", "rready"):
-        getattr(dut, f"s_axil_{name}").value = 0
-    await start_clock(dut)
-    master = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
-    return env, master
+    return await setup_bench(dut, _BD_IN + ("dbg_en", "dbg_psum", "dbg_addr", "dbg_core"))
 
 
 class ChipRegs:
+    """The chip's registers (``core=None``) and every core's window."""
+
     def __init__(self, master, params):
         self.master = master
         self.chip = {r.name: r for r in chip_regs(params)}
-        self.core = {r.name: r for r in core_regs(params)}
-
-    def _off(self, name, core):
-        return self.chip[name].offset if core is None else (
-            CORE_BASE + core * CORE_STRIDE + self.core[name].offset)  # fmt: skip
+        self.cores = [Regs(master, params, CORE_BASE + c * CORE_STRIDE)
+                      for c in range(params.cores)]  # fmt: skip
 
     async def read(self, name, core=None):
-        r = await self.master.read(self._off(name, core), 4)
-        assert r.resp == AxiResp.OKAY, (name, core)
+        if core is not None:
+            return await self.cores[core].read(name)
+        r = await self.master.read(self.chip[name].offset, 4)
+        assert r.resp == AxiResp.OKAY, name
         return int.from_bytes(r.data, "little")
 
     async def write(self, name, value, core=None):
-        w = await self.master.write(self._off(name, core), int(value).to_bytes(4, "little"))
-        assert w.resp == AxiResp.OKAY, (name, core)
+        if core is not None:
+            return await self.cores[core].write(name, value)
+        w = await self.master.write(self.chip[name].offset, int(value).to_bytes(4, "little"))
+        assert w.resp == AxiResp.OKAY, name
 
     async def counters(self, core) -> dict:
-        out = {}
-        for name, width, _ in COUNTERS:
-            if width == 64:
-                lo = await self.read(f"{name}_lo", core)
-                out[name] = lo | await self.read(f"{name}_hi", core) << 32
-            else:
-                out[name] = await self.read(name, core)
-        return out
+        return await self.cores[core].counters()
 
 
 @cocotb.test()

@@ -18,9 +18,8 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..hw.core import LINK_FIFO_DEPTH, NeuronCore
-from ..hw.link import link_layout
-from ..hw.ring import LinkFifo
+from ..hw.core import NeuronCore
+from ..hw.core_top import alone
 from ..params import NCoreParams
 from .axi_ram_model import SimAxiRam
 
@@ -69,11 +68,7 @@ class CoreBenchTop(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.core = core = self.core
-        # One core: its link loops back through a FIFO and its barrier releases at once.
-        m.submodules.link = link = LinkFifo(link_layout(self._p), LINK_FIFO_DEPTH)
-        wiring.connect(m, core.link_out, link.i)
-        wiring.connect(m, link.o, core.link_in)
-        m.d.comb += [core.core_id.eq(0), core.barrier_go.eq(core.barrier_req)]
+        alone(m, core, self._p)
         m.submodules.ram = ram = self.ram
         wiring.connect(m, core.axi, ram.axi)
         for name, member in self.signature.members.items():

@@ -67,6 +67,24 @@ def _output_to(log: str | Path | None):
             os.close(saved[1])
 
 
+def _run_pickled(params, sim, cases, *, bench, top, test_module, dram_bytes, seed=1,
+                 testcase=None, log=None, work_dir=None):  # fmt: skip
+    """Pickle ``cases``, run ``test_module`` on ``top`` and unpickle what the bench wrote."""
+    with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
+        case_file, out_file = Path(tmp) / "cases.pkl", Path(tmp) / "results.pkl"
+        with open(case_file, "wb") as f:
+            pickle.dump([{k: v for k, v in c.items() if not k.startswith("_")} for c in cases], f)
+        env = {"NCORE_SEED": seed, "NCORE_CASES": case_file, "NCORE_RESULTS": out_file}
+        with _output_to(log):
+            r = run_bench(bench, params, sim, test_module=test_module, top=top,
+                          top_options={"dram_bytes": dram_bytes}, env=env,
+                          testcase=testcase)  # fmt: skip
+        if r["failed"] or not out_file.exists():
+            raise RuntimeError(f"{test_module} failed ({r['results_xml']})")
+        with open(out_file, "rb") as f:
+            return pickle.load(f)
+
+
 def run_cases(
     params: NCoreParams,
     sim: str,
@@ -86,35 +104,15 @@ def run_cases(
         c.setdefault("psum_entries", params.psum_depth)
         if len(c["dram"]) > dram_bytes:
             raise ValueError(f"case {c['name']}: image of {len(c['dram'])} B > DRAM {dram_bytes}")
-    with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
-        case_file, out_file = Path(tmp) / "cases.pkl", Path(tmp) / "results.pkl"
-        with open(case_file, "wb") as f:
-            pickle.dump([{k: v for k, v in c.items() if not k.startswith("_")} for c in cases], f)
-        env = {"NCORE_SEED": seed, "NCORE_CASES": case_file, "NCORE_RESULTS": out_file}
-        with _output_to(log):
-            r = run_bench("core", params, sim, test_module="ncore.verif.core_tb",
-                          top="core_bench", top_options={"dram_bytes": dram_bytes}, env=env,
-                          testcase="test_programs")  # fmt: skip
-        if r["failed"] or not out_file.exists():
-            raise RuntimeError(f"core bench failed ({r['results_xml']})")
-        with open(out_file, "rb") as f:
-            return pickle.load(f)
+    return _run_pickled(params, sim, cases, bench="core", top="core_bench",
+                        test_module="ncore.verif.core_tb", dram_bytes=dram_bytes, seed=seed,
+                        testcase="test_programs", log=log, work_dir=work_dir)  # fmt: skip
 
 
 def trace_case(params: NCoreParams, case: dict, *, dram_bytes: int = 1 << 16) -> dict:
     """Per-instruction start/completion cycles of one case on Icarus (``verif/trace_tb.py``)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        case_file, out_file = Path(tmp) / "cases.pkl", Path(tmp) / "trace.pkl"
-        with open(case_file, "wb") as f:
-            pickle.dump([case], f)
-        env = {"NCORE_CASES": case_file, "NCORE_RESULTS": out_file}
-        opts = {"dram_bytes": dram_bytes}
-        r = run_bench("core", params, "icarus", test_module="ncore.verif.trace_tb",
-                      top="core_bench", top_options=opts, env=env)  # fmt: skip
-        if r["failed"] or not out_file.exists():
-            raise RuntimeError(f"trace bench failed ({r['results_xml']})")
-        with open(out_file, "rb") as f:
-            return pickle.load(f)
+    return _run_pickled(params, "icarus", [case], bench="core", top="core_bench",
+                        test_module="ncore.verif.trace_tb", dram_bytes=dram_bytes)  # fmt: skip
 
 
 def run_chip_cases(
@@ -133,16 +131,6 @@ def run_chip_cases(
         c.setdefault("sbuf_entries", 1)
         c.setdefault("psum_entries", 1)
         c.setdefault("max_cycles", 2_000_000)
-    with tempfile.TemporaryDirectory() as tmp:
-        case_file, out_file = Path(tmp) / "cases.pkl", Path(tmp) / "results.pkl"
-        with open(case_file, "wb") as f:
-            pickle.dump([{k: v for k, v in c.items() if not k.startswith("_")} for c in cases], f)
-        env = {"NCORE_SEED": seed, "NCORE_CASES": case_file, "NCORE_RESULTS": out_file}
-        with _output_to(log):
-            r = run_bench("chip", params, sim, test_module="ncore.verif.chip_tb",
-                          top="chip_bench", top_options={"dram_bytes": dram_bytes}, env=env,
-                          testcase="test_programs")  # fmt: skip
-        if r["failed"] or not out_file.exists():
-            raise RuntimeError(f"chip bench failed ({r['results_xml']})")
-        with open(out_file, "rb") as f:
-            return pickle.load(f)
+    return _run_pickled(params, sim, cases, bench="chip", top="chip_bench",
+                        test_module="ncore.verif.chip_tb", dram_bytes=dram_bytes, seed=seed,
+                        testcase="test_programs", log=log)  # fmt: skip

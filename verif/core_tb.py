@@ -42,33 +42,39 @@ from .benchenv import BenchEnv, cycles_now, start_clock
 _BD_IN = ("bd_addr", "bd_we", "bd_wdata", "pause", "err_base", "err_size")
 
 
-async def _setup(dut):
+async def setup_bench(dut, inputs=_BD_IN + ("dbg_en", "dbg_psum", "dbg_addr")):
+    """Drive ``inputs`` and the AXI4-Lite slave's inputs to 0, reset, and attach an
+    ``AxiLiteMaster`` to ``s_axil_*``; returns ``(BenchEnv, master)``."""
     env = BenchEnv.load()
-    for name in _BD_IN + ("dbg_en", "dbg_psum", "dbg_addr"):
+    for name in inputs:
         getattr(dut, name).value = 0
-    for name in ("awprot", "arprot", "awaddr", "araddr", "wdata", "wstrb"):
-        getattr(dut, f"s_axil_{name}").value = 0
-    for name in ("awvalid", "arvalid", "wvalid", "bready", "rready"):
+    for name in ("awprot", "arprot", "awaddr", "araddr", "wdata", "wstrb", "awvalid",
+                 "arvalid", "wvalid", "bready", "rready"):  # fmt: skip
         getattr(dut, f"s_axil_{name}").value = 0
     await start_clock(dut)
     master = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
     return env, master
 
 
-class Regs:
-    """Named access to the core's registers."""
+_setup = setup_bench
 
-    def __init__(self, master, params):
+
+class Regs:
+    """Named access to a core's registers (its window starts at byte ``base``)."""
+
+    def __init__(self, master, params, base: int = 0):
         self.master = master
+        self.base = base
         self.map = {r.name: r for r in core_regs(params)}
 
     async def read(self, name):
-        r = await self.master.read(self.map[name].offset, 4)
+        r = await self.master.read(self.base + self.map[name].offset, 4)
         assert r.resp == AxiResp.OKAY, name
         return int.from_bytes(r.data, "little")
 
     async def write(self, name, value):
-        w = await self.master.write(self.map[name].offset, int(value).to_bytes(4, "little"))
+        offset = self.base + self.map[name].offset
+        w = await self.master.write(offset, int(value).to_bytes(4, "little"))
         assert w.resp == AxiResp.OKAY, name
 
     async def counters(self) -> dict:
