@@ -31,9 +31,10 @@ from amaranth.hdl import Array, Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..params import DTYPES, NCoreParams
+from ..params import NCoreParams
 from .axil_router import AxilRouter, axil_slave_members
 from .core import LINK_FIFO_DEPTH, NeuronCore
+from .core import params_words as core_params_words
 from .csr import RO, RW, CsrFile, Reg
 from .dma_bench_top import connect_flat_axi, flat_axi_members
 from .interconnect import AxiInterconnect
@@ -94,12 +95,9 @@ def chip_memory_map_markdown(params: NCoreParams | None = None) -> str:
 
 
 def _params_words(p: NCoreParams):
-    dtypes = sum(1 << i for i, d in enumerate(DTYPES) if d in p.dtypes)
-    w0 = p.rows | p.cols << 16
-    w1 = ((p.sbuf_depth.bit_length() - 1) | (p.psum_depth.bit_length() - 1) << 8
-          | dtypes << 16 | p.semaphores << 24)  # fmt: skip
-    w2 = p.axi_data_width | p.axi_addr_width << 16 | p.queue_depth << 24
-    return w0, w1, w2
+    """PARAMS0/1 as the cores report them, and PARAMS2 (bus and queues)."""
+    w0, w1 = core_params_words(p)
+    return w0, w1, p.axi_data_width | p.axi_addr_width << 16 | p.queue_depth << 24
 
 
 class Chip(wiring.Component):

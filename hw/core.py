@@ -186,7 +186,7 @@ def register_map_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _params_words(p: NCoreParams) -> tuple[int, int]:
+def params_words(p: NCoreParams) -> tuple[int, int]:
     dtypes = sum(1 << i for i, d in enumerate(DTYPES) if d in p.dtypes)
     w0 = p.rows | p.cols << 16
     w1 = (
@@ -938,7 +938,7 @@ class NeuronCore(wiring.Component):
             m.d.comb += soft_rst.eq(1)
             m.d.sync += resetting.eq(0)
         ea = max(32, p.axi_addr_width)
-        w0, w1 = _params_words(p)
+        w0, w1 = params_words(p)
         m.d.comb += [
             core.start.eq(ctrl[0] & ~resetting),
             core.halt.eq(resetting),

@@ -37,7 +37,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..hw.dma import AxiSignature
 
-__all__ = ["SimAxiRam"]
+__all__ = ["SimAxiRam", "bench_dram"]
 
 _FIXED, _INCR, _WRAP = 0, 1, 2
 _OKAY, _SLVERR, _DECERR = 0, 2, 3
@@ -235,3 +235,14 @@ class SimAxiRam(wiring.Component):
         bd = mem.read_port()
         m.d.comb += [bd.addr.eq(self.bd_addr), self.bd_rdata.eq(bd.data)]
         return m
+
+
+def bench_dram(params, id_width: int, size_bytes: int) -> SimAxiRam:
+    """The DRAM of a bench top: the design's bus widths, eight bursts queued per direction."""
+    return SimAxiRam(
+        addr_width=params.axi_addr_width,
+        data_width=params.axi_data_width,
+        id_width=id_width,
+        size_bytes=size_bytes,
+        outstanding=8,
+    )

@@ -16,7 +16,7 @@ from amaranth.lib.wiring import In
 from ..hw.chip import Chip
 from ..hw.dma_bench_top import connect_flat_axi
 from ..params import NCoreParams
-from .axi_ram_model import SimAxiRam
+from .axi_ram_model import bench_dram
 
 __all__ = ["ChipBenchTop"]
 
@@ -26,13 +26,7 @@ class ChipBenchTop(wiring.Component):
         self._p = params
         self.chip = Chip(params, **options)
         id_width = self.chip.ic.signature.members["down"].signature.id_width
-        self.ram = SimAxiRam(
-            addr_width=params.axi_addr_width,
-            data_width=params.axi_data_width,
-            id_width=id_width,
-            size_bytes=dram_bytes,
-            outstanding=8,
-        )
+        self.ram = bench_dram(params, id_width, dram_bytes)
         members = {}
         for name, member in self.chip.signature.members.items():
             if not name.startswith("m_axi_"):

@@ -23,7 +23,7 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from cocotbext.axi import AxiResp
 
 from ..hw.chip import CHIP_ID, CORE_BASE, CORE_STRIDE, chip_regs
-from ..hw.core import CORE_ID, CTRL_SOFT_RESET, CTRL_START
+from ..hw.core import CORE_ID, CTRL_START
 from .benchenv import cycles_now
 from .core_tb import _BD_IN, Regs, _bd_read, _bd_write, setup_bench
 
@@ -148,24 +148,7 @@ async def test_programs(dut):
             if c not in started:
                 per_core.append(None)
                 continue
-            status = await regs.read("status", c)
-            r = {
-                "status": status,
-                "err_addr": await regs.read("err_addr", c)
-                | await regs.read("err_addr_hi", c) << 32,
-                "err_index": await regs.read("err_index", c),
-                "irq_status": await regs.read("irq_status", c),
-                "counters": await regs.counters(c),
-            }
-            await regs.write("irq_status", 3, c)
-            if status & 8:
-                await regs.write("ctrl", CTRL_SOFT_RESET, c)
-                for _ in range(1000):
-                    if await regs.read("status", c) == 1:
-                        break
-                    await ClockCycles(dut.clk, 8)
-                r["after_reset"] = await regs.read("status", c)
-            per_core.append(r)
+            per_core.append(await regs.cores[c].outcome(dut.clk))
         dut.pause.value = 0
         dut.err_size.value = 0
         # The run's length: from the first core's START to the last core's end, by the

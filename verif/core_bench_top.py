@@ -21,7 +21,7 @@ from amaranth.lib.wiring import In, Out
 from ..hw.core import NeuronCore
 from ..hw.core_top import alone
 from ..params import NCoreParams
-from .axi_ram_model import SimAxiRam
+from .axi_ram_model import bench_dram
 
 __all__ = ["CoreBenchTop"]
 
@@ -42,13 +42,7 @@ class CoreBenchTop(wiring.Component):
         self._p = params
         self.core = NeuronCore(params, **options)
         id_width = self.core.axi.signature.id_width
-        self.ram = SimAxiRam(
-            addr_width=params.axi_addr_width,
-            data_width=params.axi_data_width,
-            id_width=id_width,
-            size_bytes=dram_bytes,
-            outstanding=8,
-        )
+        self.ram = bench_dram(params, id_width, dram_bytes)
         members = {}
         for name, member in self.core.signature.members.items():
             if name.startswith("s_axil_") or name == "irq":

@@ -34,8 +34,8 @@ from ..hw.core import (
     CTRL_START,
     RO,
     RW,
-    _params_words,
     core_regs,
+    params_words,
 )
 from .benchenv import BenchEnv, cycles_now, start_clock
 
@@ -77,6 +77,27 @@ class Regs:
         w = await self.master.write(offset, int(value).to_bytes(4, "little"))
         assert w.resp == AxiResp.OKAY, name
 
+    async def outcome(self, clk) -> dict:
+        """After a program: STATUS, the error registers, IRQ_STATUS and every counter; then
+        clear the IRQ and, after an error, soft-reset (``after_reset``: STATUS after it)."""
+        status = await self.read("status")
+        res = {
+            "status": status,
+            "err_addr": await self.read("err_addr") | await self.read("err_addr_hi") << 32,
+            "err_index": await self.read("err_index"),
+            "irq_status": await self.read("irq_status"),
+            "counters": await self.counters(),
+        }
+        await self.write("irq_status", 3)
+        if status & 8:  # error: soft reset, which must return the core to idle
+            await self.write("ctrl", CTRL_SOFT_RESET)
+            for _ in range(1000):
+                if await self.read("status") == 1:
+                    break
+                await ClockCycles(clk, 8)
+            res["after_reset"] = await self.read("status")
+        return res
+
     async def counters(self) -> dict:
         out = {}
         for name, width, _ in COUNTERS:
@@ -92,7 +113,7 @@ async def test_register_map(dut):
     env, master = await _setup(dut)
     p = env.params
     regs = core_regs(p)
-    w0, w1 = _params_words(p)
+    w0, w1 = params_words(p)
     fixed = {"id": CORE_ID, "params0": w0, "params1": w1, "status": 1}  # idle
     for r in regs:
         got = await master.read(r.offset, 4)
@@ -192,24 +213,10 @@ async def test_programs(dut):
             await with_timeout(RisingEdge(dut.irq), case["max_cycles"] * 10, "ns")
         wall = cycles_now() - t0
         run_s = time.perf_counter() - w0
-        status = await regs.read("status")
-        res = {
-            "status": status,
-            "err_addr": await regs.read("err_addr") | await regs.read("err_addr_hi") << 32,
-            "err_index": await regs.read("err_index"),
-            "irq_status": await regs.read("irq_status"),
-            "counters": await regs.counters(),
-            "wall_cycles": wall,
-            "run_s": run_s,  # host seconds from START to the IRQ (the simulation rate)
-        }
-        await regs.write("irq_status", 3)
-        if status & 8:  # error: soft reset, which must return the core to idle
-            await regs.write("ctrl", CTRL_SOFT_RESET)
-            for _ in range(1000):
-                if await regs.read("status") == 1:
-                    break
-                await ClockCycles(dut.clk, 8)
-            res["after_reset"] = await regs.read("status")
+        res = await regs.outcome(dut.clk)
+        status = res["status"]
+        res["wall_cycles"] = wall
+        res["run_s"] = run_s  # host seconds from START to the IRQ (the simulation rate)
         dut.pause.value = 0
         dut.err_size.value = 0
         res["dram"] = await _bd_read(dut, case["dram_bytes"], nb)
