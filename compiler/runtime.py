@@ -1,0 +1,234 @@
+"""Runtime: run a compiled model on the golden model or the RTL and report what happened.
+
+:func:`run` converts the inputs at the chip boundary (quantise / cast to bf16 or fp16, NCHW →
+blocked layout), runs the programs on the golden chip model (always: it is the oracle) and,
+for ``backend="verilator"`` or ``"icarus"``, on the RTL chip as well, checks that the RTL's
+final DRAM and counters equal the golden model's bit for bit, and converts the outputs back.
+The report holds ``cycles`` (RTL: measured; golden: the cycle model), ``macs``,
+``utilization``, per-layer cycles and MACs (``layers``; per-layer cycles come from the cycle
+model, scaled to the measured total) and the hardware ``counters`` of every core.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ml_dtypes
+import numpy as np
+
+from ..golden.chip import Chip
+from .codegen import Compiled
+from .ir import Tensor
+
+__all__ = ["RunResult", "BackendMismatch", "from_chip", "run", "to_chip"]
+
+BACKENDS = ("golden", "verilator", "icarus")
+
+
+class BackendMismatch(AssertionError):
+    """The RTL's results differ from the golden model's."""
+
+
+def _layout_in(a: np.ndarray, view: str) -> np.ndarray:
+    """ONNX layout → N×H×W×C."""
+    if view == "nchw":
+        return np.transpose(a, (0, 2, 3, 1))
+    if view == "3d":
+        b, m, f = a.shape
+        return a.reshape(b * m, 1, 1, f)
+    return a.reshape(a.shape[0], 1, 1, -1)
+
+
+def _layout_out(a: np.ndarray, conv: dict) -> np.ndarray:
+    view, shape = conv["view"], tuple(conv["shape"])
+    if view == "nchw":
+        return np.transpose(a, (0, 3, 1, 2)).reshape(shape)
+    if view == "flat":
+        return np.transpose(a, (0, 3, 1, 2)).reshape(shape)
+    return a.reshape(shape)
+
+
+def _float_bits(a, etype):
+    a = np.asarray(a, np.float32)
+    if etype == "bf16":
+        return a.astype(ml_dtypes.bfloat16).view(np.uint16)
+    return a.astype(np.float16).view(np.uint16)
+
+
+def _bits_float(raw, etype):
+    raw = np.asarray(raw, np.uint16)
+    if etype == "bf16":
+        return raw.view(ml_dtypes.bfloat16).astype(np.float32)
+    return raw.view(np.float16).astype(np.float32)
+
+
+def quantize(x, scale, zp, dtype):
+    """ONNX QuantizeLinear: ``sat(round_half_even(x / scale) + zp)``."""
+    lo, hi = (-128, 127) if dtype == "int8" else (0, 255)
+    q = np.rint(np.asarray(x, np.float32) / np.float32(scale)) + zp
+    return np.clip(q, lo, hi).astype(dtype)
+
+
+def to_chip(t: Tensor, conv: dict, value: np.ndarray) -> np.ndarray:
+    """A graph input (ONNX layout and type) → the raw N×H×W×C values the chip stores."""
+    value = np.asarray(value)
+    if tuple(value.shape) != tuple(conv["shape"]):
+        raise ValueError(f"input of shape {value.shape}, the model was compiled for "
+                         f"{tuple(conv['shape'])}")  # fmt: skip
+    kind = conv["kind"]
+    if "reshape" in conv:
+        value = value.reshape(conv["reshape"])
+    if kind == "float":
+        raw = _float_bits(value, t.etype)
+    elif kind == "quantize":
+        raw = quantize(value, conv["scale"], conv["zp"], conv["dtype"]).astype(np.int64)
+        raw = raw - (128 if conv["dtype"] == "uint8" else 0)
+    else:
+        if value.dtype.name != conv["dtype"]:
+            raise ValueError(f"input of type {value.dtype.name}, expected {conv['dtype']}")
+        raw = value.astype(np.int64) - (128 if conv["dtype"] == "uint8" else 0)
+    return _layout_in(raw, conv["view"]).astype(t.raw_dtype())
+
+
+def from_chip(t: Tensor, conv: dict, image: np.ndarray) -> np.ndarray:
+    """A graph output read from DRAM, converted to its ONNX layout and type."""
+    raw = t.unpack(image)
+    kind = conv["kind"]
+    if kind == "float":
+        v = _bits_float(raw, t.etype)
+    elif kind in ("int", "dequant"):
+        q = raw.astype(np.int64) + (128 if conv.get("dtype") == "uint8" else 0)
+        if kind == "int":
+            v = q.astype(conv["dtype"])
+        else:
+            v = ((q - conv["zp"]).astype(np.float32) * np.float32(conv["scale"])).astype(np.float32)
+    else:  # int32
+        v = raw
+    return _layout_out(v, conv)
+
+
+@dataclass
+class RunResult:
+    outputs: dict
+    report: dict
+    dram: np.ndarray = field(repr=False, default=None)
+
+
+def _check_results(results, where):
+    for c, r in enumerate(results):
+        if r is not None and not r.ok:
+            raise RuntimeError(f"{where}: core {c} stopped with {r.error.name} at instruction "
+                               f"{r.index}")  # fmt: skip
+
+
+def run(compiled: Compiled, feeds: dict, *, backend: str = "golden", progress=None,
+        log: str | Path | None = None) -> RunResult:  # fmt: skip
+    """Run ``compiled`` on ``feeds`` (ONNX input name → array); see the module docstring."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    net = compiled.net
+    missing = set(net.inputs) - set(feeds)
+    if missing:
+        raise ValueError(f"missing inputs: {', '.join(sorted(missing))}")
+    extra = set(feeds) - set(net.inputs)
+    if extra:
+        raise ValueError(f"unknown inputs: {', '.join(sorted(extra))} (the model takes "
+                         f"{', '.join(net.inputs)})")  # fmt: skip
+    image = compiled.dram.copy()
+    for name, (t, conv) in net.inputs.items():
+        t.pack(to_chip(t, conv, feeds[name]), image)
+    for t, raw in net.consts:
+        t.pack(raw, image)
+    p = compiled.params
+    t0 = time.perf_counter()
+    chip = Chip(p, image.copy())
+    results = chip.run(compiled.placed)
+    _check_results(results, "golden model")
+    golden_s = time.perf_counter() - t0
+    final = chip.dram
+    counters = [None if r is None else _golden_counters(r) for r in results]
+    cycles = compiled.predicted["total"]
+    measured = False
+    rtl = None
+    if backend != "golden":
+        rtl = _run_rtl(compiled, image, backend, progress, log)
+        dram = np.asarray(rtl["dram"], np.uint8)[: len(final)]
+        if not np.array_equal(dram, final):
+            bad = np.flatnonzero(dram != final)
+            raise BackendMismatch(f"{backend}: DRAM differs from the golden model at "
+                                  f"{len(bad)} bytes (first at {bad[0]:#x})")  # fmt: skip
+        for c, (g, r) in enumerate(zip(results, rtl["cores"], strict=True)):
+            if g is None:
+                continue
+            if r["error"] != 0:
+                raise BackendMismatch(f"{backend}: core {c} reported error {r['error']}")
+            hw = r["counters"]
+            for key in ("macs", "matmul_rows", "act_rows"):
+                if key in hw and hw[key] != counters[c][key]:
+                    raise BackendMismatch(f"{backend}: core {c} counter {key} = {hw[key]}, "
+                                          f"golden {counters[c][key]}")  # fmt: skip
+        counters = [None if r is None else dict(r["counters"]) for r in rtl["cores"]]
+        cycles = int(rtl["wall_cycles"])
+        measured = True
+    outputs = {name: from_chip(t, conv, final) for name, (t, conv) in net.outputs.items()}
+    report = make_report(compiled, cycles, measured, counters, backend)
+    report["golden_seconds"] = round(golden_s, 3)
+    if rtl is not None:
+        report["sim_seconds"] = round(float(rtl.get("run_s", 0.0)), 3)
+        if rtl.get("run_s"):
+            report["sim_cycles_per_second"] = round(cycles / rtl["run_s"])
+    return RunResult(outputs, report, final)
+
+
+def _golden_counters(r) -> dict:
+    s = r.stats
+    return {"macs": s.macs, "matmul_rows": s.matmul_rows, "act_rows": s.act_rows,
+            "dma_bytes_read": s.dma_bytes_read, "dma_bytes_written": s.dma_bytes_written,
+            "sem_waits": s.sem_waits, "sem_signals": s.sem_signals, "send_rows": s.send_rows,
+            "recv_rows": s.recv_rows, "barriers": s.barriers,
+            "retired": int(sum(s.retired.values()))}  # fmt: skip
+
+
+def make_report(compiled: Compiled, cycles: int, measured: bool, counters, backend) -> dict:
+    p = compiled.params
+    used = sum(1 for prog in compiled.programs if prog is not None)
+    macs = compiled.macs
+    pred = compiled.predicted
+    scale = cycles / pred["total"] if pred["total"] else 1.0
+    layers = []
+    for layer in compiled.net.layers:
+        c = pred["layers"].get(layer.name, 0)
+        layers.append({"name": layer.name, "ops": layer.ops, "kind": type(layer).__name__,
+                       "macs": layer.macs, "cycles": round(c * scale),
+                       "output": [layer.y.n, layer.y.c, layer.y.h, layer.y.w]})  # fmt: skip
+    peak = used * p.rows * p.cols
+    return {
+        "backend": backend,
+        "cycles": int(cycles),
+        "cycles_measured": measured,
+        "cycles_predicted": int(pred["total"]),
+        "macs": int(macs),
+        "utilization": round(macs / (peak * cycles), 4) if cycles else 0.0,
+        "cores": used,
+        "mode": compiled.mode,
+        "array": [p.rows, p.cols],
+        "layers": layers,
+        "counters": counters,
+        "plan": {k: v for k, v in pred.items() if k not in ("total", "layers")},
+    }
+
+
+def _run_rtl(compiled: Compiled, image, backend, progress, log):
+    from ..verif.core_run import run_chip_cases
+
+    size = 1 << max(16, (len(image) - 1).bit_length())
+    case = {"name": "model", "dram": image, "programs": compiled.placed,
+            "dram_bytes": len(image), "max_cycles": 50_000_000}  # fmt: skip
+    if progress is not None:
+        progress(0, compiled.predicted["total"])
+    res = run_chip_cases(compiled.params, backend, [case], dram_bytes=size, log=log)[0]
+    if progress is not None:
+        progress(compiled.predicted["total"], compiled.predicted["total"])
+    return res
