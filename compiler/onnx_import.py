@@ -106,6 +106,11 @@ class HostIn:
     name: str
     shape: tuple  #: logical shape (after host-side reshapes)
     orig: tuple = ()  #: the graph input's shape
+    hops: tuple = ()  #: host-side layout operations: ("reshape", shape) / ("transpose", perm)
+
+    @property
+    def view(self):
+        return _view_of(self.shape)
 
 
 @dataclass
@@ -199,7 +204,7 @@ class _Importer:
             t = self.new_tensor(v.name, _nhwc(v.shape, view), self.dtype)
             f = F(t, v.shape, view)
             self.inputs[v.name] = (t, {"kind": "float", "view": view, "shape": v.orig,
-                                       "reshape": v.shape})  # fmt: skip
+                                       "hops": v.hops})  # fmt: skip
             self.env[v.name] = f
             return f
         if isinstance(v, (DQ, Pend)):
@@ -245,7 +250,12 @@ class _Importer:
                 continue
             if fn is None:
                 raise self.node_err(node, "operator not supported")
-            outs = fn(node, *ins)
+            try:
+                outs = fn(node, *ins)
+            except Unsupported:
+                raise
+            except Exception as e:  # noqa: BLE001 - reported, never a wrong answer
+                raise self.node_err(node, f"internal error: {type(e).__name__}: {e}") from e
             if not isinstance(outs, list):
                 outs = [outs]
             if len(node.output) > len(outs) and any(node.output[len(outs) :]):
@@ -285,6 +295,10 @@ class _Importer:
                                         "dtype": v.onnx_dtype})  # fmt: skip
         elif isinstance(v, F):
             self.outputs[name] = (v.t, {"kind": "float", "view": v.view, "shape": v.shape})
+        elif isinstance(v, HostIn):  # a graph input only rearranged: done on the host
+            self.outputs[name] = (None, {"kind": "host", "input": v.name, "hops": v.hops,
+                                         "shape": v.shape})  # fmt: skip
+            self.inputs.setdefault(v.name, (None, {"kind": "host", "shape": v.orig}))
         elif isinstance(v, Pend):
             raise Unsupported(f"output {name}: an integer layer's result must be quantised "
                               "(QuantizeLinear) before it leaves the graph")  # fmt: skip
@@ -308,6 +322,8 @@ class _Importer:
 
     def op_Reshape(self, node, x, shape):
         target = [int(s) for s in self.const(node.input[1], node).v]
+        if _attr(node, "allowzero", 0) and 0 in target:
+            raise self.node_err(node, "allowzero=1 with a zero dimension")
         return self.reshape(node, x, target, None)
 
     def reshape(self, node, x, target, axis):
@@ -331,7 +347,7 @@ class _Importer:
         if new == tuple(shape):
             return x
         if isinstance(x, HostIn):  # a graph input: the host reshapes it
-            return HostIn(x.name, new, x.orig)
+            return HostIn(x.name, new, x.orig, x.hops + (("reshape", new),))
         view = getattr(x, "view", None)
         # (N, C, H, W) -> (N, C·H·W): a flat view of the same chip tensor
         if view in ("nchw", "flat") and len(new) == 2 and new[0] == shape[0]:
@@ -352,6 +368,9 @@ class _Importer:
         perm = list(perm) if perm is not None else list(range(len(shape)))[::-1]
         if perm == sorted(perm):
             return x
+        if isinstance(x, HostIn):  # a graph input: the host transposes it
+            new = tuple(shape[i] for i in perm)
+            return HostIn(x.name, new, x.orig, x.hops + (("transpose", tuple(perm)),))
         if len(shape) == 2 and perm == [1, 0]:
             return TView(x)
         raise self.node_err(node, f"transpose {perm} of a runtime tensor changes the layout")
@@ -488,7 +507,7 @@ class _Importer:
                 raise self.node_err(node, f"input of rank {len(x.shape)}")
             t = self.new_tensor(x.name, _nhwc(x.shape, view), "int8")
             self.inputs[x.name] = (t, {"kind": "quantize", "view": view, "shape": x.orig,
-                                       "reshape": x.shape, "scale": scale, "zp": z,
+                                       "hops": x.hops, "scale": scale, "zp": z,
                                        "dtype": zdt})  # fmt: skip
             return I(t, x.shape, view, zdt)
         if isinstance(x, Pend):
@@ -745,8 +764,8 @@ class _Importer:
         return (top, left, bottom, right), strides, dil, oh, ow
 
     def spatial_in(self, node, x):
-        shape = x.i.shape if isinstance(x, DQ) else x.shape
-        view = x.i.view if isinstance(x, DQ) else x.view
+        shape = x.shape
+        view = x.view
         if view != "nchw":
             raise self.node_err(node, f"input of shape {shape} (expected N×C×H×W)")
         return shape
@@ -831,15 +850,17 @@ class _Importer:
     def op_MaxPool(self, node, x):
         if _attr(node, "storage_order", 0):
             raise self.node_err(node, "storage_order=1")
+        self.spatial_in(node, x)
+        kh, kw = self.kernel(node)
         if isinstance(x, (HostIn, F)):
             x = self.on_chip_float(x, node)
         shape = self.spatial_in(node, x)
-        kh, kw = _attr(node, "kernel_shape", None)
         pads, st, dil, oh, ow = self.conv_geometry(node, shape, (kh, kw))
         n, c = shape[0], shape[1]
         geom = (n, oh, ow, c)
+        raw = isinstance(x, I)
         t = x.i.t if isinstance(x, DQ) else x.t
-        fp = not isinstance(x, DQ)
+        fp = not isinstance(x, (DQ, I))
         lowest = {"bf16": 0xFF80, "fp16": 0xFC00}.get(self.dtype, 0) if fp else -128
         self.pad_request(t, pads, lowest, node)
         y = self.new_tensor(node.output[0], geom, t.etype)
@@ -850,11 +871,19 @@ class _Importer:
                                     in_type=t.etype, ops="MaxPool"))  # fmt: skip
         if fp:
             return F(y, (n, c, oh, ow), "nchw")
+        if raw:
+            return I(y, (n, c, oh, ow), "nchw", x.onnx_dtype)
         return DQ(I(y, (n, c, oh, ow), "nchw", x.i.onnx_dtype), x.scale, x.zp)
 
+    def kernel(self, node):
+        k = list(_attr(node, "kernel_shape", []))
+        if len(k) != 2:
+            raise self.node_err(node, f"a {len(k)}-D window (only 2-D)")
+        return k
+
     def op_AveragePool(self, node, x):
-        kh, kw = _attr(node, "kernel_shape", None)
-        return self.avgpool(node, x, (kh, kw))
+        self.spatial_in(node, x if not isinstance(x, HostIn) else HostIn(x.name, x.shape))
+        return self.avgpool(node, x, tuple(self.kernel(node)))
 
     def op_GlobalAveragePool(self, node, x):
         shape = self.spatial_in(node, x if not isinstance(x, HostIn) else

@@ -50,6 +50,13 @@ def _layout_out(a: np.ndarray, conv: dict) -> np.ndarray:
     return a.reshape(shape)
 
 
+def host_ops(value, hops):
+    """Layout operations the host applies at the boundary (reshape, transpose)."""
+    for what, arg in hops:
+        value = value.reshape(arg) if what == "reshape" else np.transpose(value, arg)
+    return value
+
+
 def _float_bits(a, etype):
     a = np.asarray(a, np.float32)
     if etype == "bf16":
@@ -78,8 +85,7 @@ def to_chip(t: Tensor, conv: dict, value: np.ndarray) -> np.ndarray:
         raise ValueError(f"input of shape {value.shape}, the model was compiled for "
                          f"{tuple(conv['shape'])}")  # fmt: skip
     kind = conv["kind"]
-    if "reshape" in conv:
-        value = value.reshape(conv["reshape"])
+    value = host_ops(value, conv.get("hops", ()))
     if kind == "float":
         raw = _float_bits(value, t.etype)
     elif kind == "quantize":
@@ -138,7 +144,8 @@ def run(compiled: Compiled, feeds: dict, *, backend: str = "golden", progress=No
                          f"{', '.join(net.inputs)})")  # fmt: skip
     image = compiled.dram.copy()
     for name, (t, conv) in net.inputs.items():
-        t.pack(to_chip(t, conv, feeds[name]), image)
+        if t is not None:
+            t.pack(to_chip(t, conv, feeds[name]), image)
     for t, raw in net.consts:
         t.pack(raw, image)
     p = compiled.params
@@ -162,17 +169,26 @@ def run(compiled: Compiled, feeds: dict, *, backend: str = "golden", progress=No
         for c, (g, r) in enumerate(zip(results, rtl["cores"], strict=True)):
             if g is None:
                 continue
-            if r["error"] != 0:
-                raise BackendMismatch(f"{backend}: core {c} reported error {r['error']}")
+            if r["status"] & 8:
+                code = (r["status"] >> 8) & 0xF
+                raise BackendMismatch(f"{backend}: core {c} stopped with error code {code} "
+                                      f"at instruction {r['err_index']}")  # fmt: skip
             hw = r["counters"]
-            for key in ("macs", "matmul_rows", "act_rows"):
+            hw["dma_bytes_read"] = hw.get("dma_bytes_read")
+            for key in ("macs", "matmul_rows", "act_rows", "dma_bytes_read",
+                        "dma_bytes_written", "retired"):  # fmt: skip
                 if key in hw and hw[key] != counters[c][key]:
                     raise BackendMismatch(f"{backend}: core {c} counter {key} = {hw[key]}, "
                                           f"golden {counters[c][key]}")  # fmt: skip
         counters = [None if r is None else dict(r["counters"]) for r in rtl["cores"]]
         cycles = int(rtl["wall_cycles"])
         measured = True
-    outputs = {name: from_chip(t, conv, final) for name, (t, conv) in net.outputs.items()}
+    outputs = {}
+    for name, (t, conv) in net.outputs.items():
+        if t is None:  # a rearranged input: the host's work
+            outputs[name] = host_ops(np.asarray(feeds[conv["input"]]), conv["hops"])
+        else:
+            outputs[name] = from_chip(t, conv, final)
     report = make_report(compiled, cycles, measured, counters, backend)
     report["golden_seconds"] = round(golden_s, 3)
     if rtl is not None:

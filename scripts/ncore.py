@@ -2,7 +2,11 @@
 
 Subcommands
     verilog   generate synthesizable Verilog (+ params.json) under build/verilog/
-    sim       simulate a GEMM on the chip (or one core, or the tensor-engine bench), summarise
+    sim       the flagship demo: the digits CNN on the 4-core chip (or a GEMM on the chip,
+              one core or the tensor-engine bench), summarised
+    compile   ONNX model → programs, DRAM image layout and a listing
+    run       run an ONNX model on the golden model or the RTL (Verilator / Icarus)
+    gemm      a quick matrix product on the golden model or the RTL
     lint      ruff on the Python, ``verilator --lint-only -Wall`` on generated Verilog
 
 Bad arguments and bad parameters end with one ``ncore: error: …`` line and exit status 2.
@@ -16,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..compiler.cli import CliError as ModelCliError
 from ..hw.generate import BUILD
 from ..params import DTYPES, NCoreParams, ParamError
 
@@ -91,6 +96,10 @@ def cmd_verilog(args) -> int:
 
 
 def cmd_sim(args) -> int:
+    if args.block == "digits":
+        from ..compiler.cli import cmd_demo
+
+        return cmd_demo(args)
     if args.block == "chip":
         return _sim_chip(args)
     if args.block == "core":
@@ -289,6 +298,79 @@ def cmd_lint(args) -> int:
     return 1 if status else 0
 
 
+def _add_model_parsers(sub) -> None:
+    from ..compiler import cli
+
+    def common(p, backend=True):
+        if backend:
+            p.add_argument("--backend", choices=["golden", "verilator", "icarus"],
+                           default="golden", help="golden model (default; cycles from the cycle"
+                           " model) or the RTL chip, whose results are checked against the "
+                           "golden model bit for bit")  # fmt: skip
+        p.add_argument("--cores-used", "-c", dest="cores_used", type=_positive_int, default=None,
+                       help="cores to run on (default: every core of the chip)")  # fmt: skip
+        p.add_argument("--mode", choices=["data", "pipeline", "auto"], default="data",
+                       help="data: split images over the cores; pipeline: a group of layers "
+                       "per core, micro-batches in lock-step; auto: the faster by the cycle "
+                       "model (default data)")  # fmt: skip
+        _add_param_options(p)
+
+    p = sub.add_parser("compile", help="ONNX model → programs, DRAM layout and a listing",
+                       description="Compile an ONNX model for the chip: writes layout.json (DRAM"
+                       " regions, inputs, outputs, programs), listing.txt (human-readable), "
+                       "dram.npy (initial DRAM image) and core<N>.bin (programs).")  # fmt: skip
+    p.add_argument("model", type=Path, help="the .onnx file")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    p.add_argument(
+        "--dtype",
+        choices=["bf16", "fp16"],
+        default="bf16",
+        help="element type of float layers (FP32 models are cast; default bf16)",
+    )
+    p.add_argument(
+        "--shape",
+        action="append",
+        metavar="NAME=D0xD1x…",
+        help="concrete shape of an input with symbolic dimensions (default 1)",
+    )
+    common(p, backend=False)
+    p.set_defaults(func=cli.cmd_compile)
+
+    p = sub.add_parser("run", help="run an ONNX model on the golden model or the RTL",
+                       description="Run an ONNX model: inputs from an .npz (keys = graph input "
+                       "names), outputs to an .npz (keys = graph output names), optional JSON "
+                       "report (cycles, macs, utilization, layers, counters).")  # fmt: skip
+    p.add_argument("model", type=Path, help="the .onnx file")
+    p.add_argument("--inputs", type=Path, required=True, help="input .npz")
+    p.add_argument("--outputs", type=Path, required=True, help="output .npz to write")
+    p.add_argument("--report", type=Path, help="JSON report to write")
+    p.add_argument(
+        "--dtype",
+        choices=["bf16", "fp16"],
+        default="bf16",
+        help="element type of float layers (default bf16)",
+    )
+    p.add_argument("--shape", action="append", metavar="NAME=D0xD1x…", help=argparse.SUPPRESS)
+    common(p)
+    p.set_defaults(func=cli.cmd_run)
+
+    p = sub.add_parser("gemm", help="a quick matrix product", description="Multiply a random "
+                       "M×K matrix by a random K×N weight matrix on the chip and compare with "
+                       "ONNX's reference implementation.")  # fmt: skip
+    p.add_argument("--m", type=_positive_int, default=64, help="rows of A (64)")
+    p.add_argument("--k", type=_positive_int, default=64, help="columns of A (64)")
+    p.add_argument("--n", type=_positive_int, default=64, help="columns of the result (64)")
+    p.add_argument(
+        "--dtype",
+        choices=["int8", "fp16", "bf16"],
+        default="int8",
+        help="element type (default int8)",
+    )
+    p.add_argument("--seed", type=_positive_int, default=1, help="random seed (1)")
+    common(p)
+    p.set_defaults(func=cli.cmd_gemm)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ncore", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -307,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "sim",
-        help="simulate a GEMM on the chip (or one core, or the tensor-engine bench)",
+        help="the digits CNN on the chip (or a GEMM on the chip, a core, the tensor engine)",
         description="Simulate generated Verilog with cocotb and print a summary. --block chip"
         " (default) runs an int8 GEMM from DRAM to DRAM split over every core of the chip;"
         " --block core runs one on a single NeuronCore (any dtype); both check the result"
@@ -316,9 +398,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sim", choices=["verilator", "icarus"], default="verilator")
     p.add_argument(
         "--block",
-        choices=["chip", "core", "tensor_engine"],
-        default="chip",
-        help="what to simulate (default chip: a GEMM split over every core)",
+        choices=["digits", "chip", "core", "tensor_engine"],
+        default="digits",
+        help="what to simulate (default digits: the int8 digits CNN on every core; chip: an "
+        "int8 GEMM split over every core)",
+    )
+    p.add_argument(
+        "--images", type=_positive_int, default=450, help="held-out images for --block digits"
+    )
+    p.add_argument(
+        "--mode",
+        choices=["data", "pipeline", "auto"],
+        default="data",
+        help="how --block digits splits the CNN over the cores (default data)",
     )
     p.add_argument(
         "--gemm",
@@ -351,6 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_param_options(p)
     p.set_defaults(func=cmd_sim)
 
+    _add_model_parsers(sub)
+
     p = sub.add_parser("lint", help="ruff + verilator --lint-only -Wall on generated Verilog")
     p.add_argument("--top", default="tensor_engine")
     p.add_argument("--verilog-only", action="store_true", help="skip ruff")
@@ -366,11 +460,11 @@ def main(argv=None) -> int:
         if not getattr(args, "command", None):
             parser.print_help()
             return 2
-        for name in ("seed", "m", "tiles", "max_m"):
+        for name in ("seed", "m", "k", "n", "tiles", "max_m", "images", "cores_used"):
             if getattr(args, name, 1) is not None and getattr(args, name, 1) < 1:
                 raise CliError(f"--{name.replace('_', '-')} must be ≥ 1")
         return args.func(args)
-    except (CliError, ParamError) as e:
+    except (CliError, ParamError, ModelCliError) as e:
         print(f"ncore: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -135,12 +135,17 @@ async def test_programs(dut):
             started_at[c] = cycles_now() - t0  # the register write lands about now
             await regs.write("ctrl", CTRL_START, c)
         want = sum(1 << c for c in started)
+        polls, progress = 0, os.environ.get("NCORE_PROGRESS")
         while True:
             if (await regs.read("irq_status")) & want == want:
                 break
             if cycles_now() - t0 > case["max_cycles"]:
                 raise AssertionError(f"case {case.get('name')}: cores did not finish")
             await ClockCycles(dut.clk, 200)
+            polls += 1
+            if progress and polls % 50 == 0:  # for the caller's progress bar
+                with open(progress, "a") as f:
+                    f.write(f"{cycles_now() - t0}\n")
         run_s = time.perf_counter() - w0
         wall = cycles_now() - t0
         per_core = []
