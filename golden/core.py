@@ -56,8 +56,11 @@ Dispatch and execution
 Instruction semantics (patterns are ``start + i0·s0 + i1·s1 + i2·s2``, ``i0`` fastest;
 element ``r`` is the ``r``-th in that order; follow patterns use the counts of the pattern
 they follow)
-    * ``DMA``: :func:`ncore.golden.dma.execute` on DRAM and SBUF, including its partial
-      effects on an error.
+    * ``DMA``: :func:`ncore.golden.dma.execute` on DRAM and SBUF (and, for a
+      ``PSUM_STORE``, reading the PSUM: its 32-bit words to DRAM), including its partial
+      effects on an error. A ``PSUM_STORE`` is an ordinary DMA-queue instruction: a program
+      orders it after the MATMUL that wrote its PSUM entries by a semaphore (a MATMUL
+      signals once its PSUM writes are done), like any other DMA store.
     * ``LOADW``: fills the idle bank (``1 - active_bank``) and makes it active: column
       ``j < n``, partition ``p < k`` is SBUF ``[p, start + j·stride]``; the rest is 0.
     * ``MATMUL``: activation row ``r`` is SBUF entry ``mov[r]``, partitions ``< k`` (lanes
@@ -562,6 +565,7 @@ class Core:
             max_writes=self.dma_max_writes,
             faults=faults,
             dram_base=base,
+            psum=self.psum.mem,
         )
         if dram is not self.dram and lo < size:
             self.dram[lo:] = dram[: size - lo]

@@ -10,7 +10,9 @@ An event model of the core's structure, not of its gates. Each instruction goes 
 * **issue**: when the head's engine can take it and its semaphore (if any) has a token;
   a signal is usable one cycle after the completion that raises it;
 * **execution** per engine: the DMA one descriptor at a time (``DMA_OVERHEAD`` + the
-  stream bound of :func:`ncore.golden.dma.cost`: beats, SBUF chunks or burst window); the
+  stream bound of :func:`ncore.golden.dma.cost`: beats, SBUF/PSUM chunks or burst window;
+  a ``PSUM_STORE`` is timed as a store, its wait for the PSUM read port while an ACT runs
+  is not modelled); the
   tensor sequencer as in hardware (LOADW columns after the bank's previous rows drained;
   MATMUL rows one per cycle once the tile is complete, the next MATMUL taken as the last
   row is requested; completions retire in queue order); the vector engine one ACT at a
@@ -49,7 +51,7 @@ FETCH_TO_DECODER = 2  #: a word's last beat to the decoder taking it
 WORD_BEATS = 4  #: bus beats per instruction word (128-bit bus; scaled by the bus width)
 FETCH_QUEUE = 8  #: words the fetch unit buffers
 QUEUE_LATENCY = 2  #: dispatch to queue head
-DMA_OVERHEAD = {gdma.Direction.LOAD: 12, gdma.Direction.STORE: 17}
+DMA_OVERHEAD = {gdma.Direction.LOAD: 12, gdma.Direction.STORE: 17, gdma.Direction.PSUM_STORE: 17}
 DMA_GAP = 1  #: cycles between one descriptor's completion and the next one's start
 #: Cycles a burst holds one of the DMA's four outstanding slots beyond its beats, in the core
 #: (arbiter, memory model): bounds transfers of many short bursts.

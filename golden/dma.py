@@ -1,24 +1,40 @@
-"""Golden model of the DMA engine: what a descriptor does to DRAM and SBUF, and what it costs.
+"""Golden model of the DMA engine: what a descriptor does to DRAM, SBUF and PSUM, and what
+it costs.
 
 A descriptor (see :class:`Descriptor`, and :class:`ncore.hw.dma.Descriptor` for the bit
-layout) moves ``n`` elements of 1 or 2 bytes between two access patterns, each a start plus
-three ``(count, stride)`` pairs, innermost first:
+layout) moves ``n`` elements of 1, 2 or 4 bytes between two access patterns, each a start
+plus three ``(count, stride)`` pairs, innermost first:
 
 * the DRAM side in bytes: element ``(i2, i1, i0)`` is at byte
-  ``start + i0·s0 + i1·s1 + i2·s2`` (little-endian for 2-byte elements);
-* the SBUF side in linear element addresses (see :mod:`ncore.golden.sbuf`).
+  ``start + i0·s0 + i1·s1 + i2·s2`` (little-endian for 2- and 4-byte elements);
+* the on-chip side (the descriptor's ``sbuf`` field) in linear element addresses: of the
+  SBUF (``entry << pbits | partition``, see :mod:`ncore.golden.sbuf`) for ``LOAD`` and
+  ``STORE``, of the PSUM (``entry << cbits | column``, see :mod:`ncore.golden.psum`) for
+  ``PSUM_STORE``.
+
+Directions and element sizes
+    ``LOAD`` (DRAM → SBUF) and ``STORE`` (SBUF → DRAM) move 1-byte elements (``B1``; on
+    16-bit-lane builds the low byte of a lane, loaded zero-extended) or 2-byte elements
+    (``B2``, 16-bit-lane builds only). ``PSUM_STORE`` (PSUM → DRAM) moves the 32-bit PSUM
+    words (int32 or fp32 bit patterns) as 4-byte little-endian elements and needs ``B4``;
+    ``B4`` with ``LOAD``/``STORE``, any other size with ``PSUM_STORE``, and direction 3 are
+    ``BAD_DESC``. A ``PSUM_STORE`` is a store in everything but its source: the same
+    bursts, strobes, write-error rules and partial effects.
 
 Elements are moved in pattern order (``i0`` fastest) on both sides; both sides describe the
 same number of elements. Strides are unsigned.
 
 Validation (nothing is transferred; checked in this order)
     ``BAD_DESC`` (direction or element size not implemented), ``ZERO_COUNT``, ``OVERSIZE``
-    (either side moves more elements than the SBUF holds), ``COUNT_MISMATCH``, ``DRAM_RANGE``
-    (the DRAM pattern's last byte is beyond the AXI address space; reported address: the
-    DRAM start). Descriptor errors other than ``DRAM_RANGE`` report address 0.
+    (either side moves more elements than the on-chip memory holds: ``rows·sbuf_depth``,
+    or ``cols·psum_depth`` for ``PSUM_STORE``), ``COUNT_MISMATCH``, ``DRAM_RANGE`` (the
+    DRAM pattern's last byte is beyond the AXI address space; reported address: the DRAM
+    start). Descriptor errors other than ``DRAM_RANGE`` report address 0.
 
 Transfer faults (element order decides)
-    ``SBUF_RANGE``: the first element whose SBUF address is out of range. ``RD_SLVERR`` /
+    ``SBUF_RANGE``: the first element whose on-chip address is out of range (for a
+    ``PSUM_STORE``: whose PSUM column is ``≥ cols`` or entry ``≥ psum_depth``; reported
+    address: that linear PSUM address). ``RD_SLVERR`` /
     ``RD_DECERR``: the first read beat answered with an error; the reported address is the
     beat's address (the burst address for its first beat, the bus-aligned address after).
     A load writes exactly the elements before the first faulting one; an element that needs
@@ -29,12 +45,18 @@ Transfer faults (element order decides)
     the failing burst, and at most ``max_writes - 1`` later bursts the engine had already
     issued, may be written in whole or in part (:attr:`Outcome.maybe`); nothing later is.
     A write error outranks an SBUF fault (every issued burst starts before the SBUF fault).
+    ``PSUM_STORE`` faults exactly like ``STORE``.
 
 Bursts
     The DRAM side is read or written as *runs*: one run of ``count0`` elements per
     ``(i2, i1)`` when ``stride0`` equals the element size (contiguous), else one run per
     element. Runs split into INCR bursts of full bus width that never cross a multiple of
     ``min(4096, max_burst · bus bytes)`` (so never a 4 KiB boundary), first beat unaligned.
+
+Chunks (the on-chip side, for the cost model)
+    Up to :func:`chunk_limit` consecutive elements of one innermost row when its stride is
+    1, else one element. A ``PSUM_STORE`` chunk also ends at every PSUM entry (the engine
+    reads one PSUM entry per cycle).
 """
 
 from __future__ import annotations
@@ -45,6 +67,7 @@ from enum import IntEnum
 import numpy as np
 
 from ..params import NCoreParams
+from . import psum as gpsum
 from . import sbuf as gsbuf
 
 __all__ = [
@@ -74,6 +97,9 @@ __all__ = [
     "execute",
     "fault_addr_bits",
     "load",
+    "onchip_capacity",
+    "onchip_in_range",
+    "psum_store",
     "runs",
     "store",
     "validate",
@@ -90,7 +116,7 @@ DIMS = 3
 class Direction(IntEnum):
     LOAD = 0  #: DRAM → SBUF
     STORE = 1  #: SBUF → DRAM
-    PSUM_STORE = 2  #: PSUM → DRAM: reserved for the PSUM integration (#5); BAD_DESC for now
+    PSUM_STORE = 2  #: PSUM → DRAM, 4-byte elements (``ElemSize.B4`` only)
 
 
 class ElemSize(IntEnum):
@@ -98,7 +124,7 @@ class ElemSize(IntEnum):
 
     B1 = 0
     B2 = 1
-    B4 = 2  #: reserved for PSUM stores (#5); BAD_DESC for now
+    B4 = 2  #: PSUM_STORE only (32-bit PSUM words)
 
 
 class ErrorCode(IntEnum):
@@ -166,7 +192,9 @@ class Pattern:
 
 @dataclass(frozen=True)
 class Descriptor:
-    """One DMA transfer. ``esize`` is an :class:`ElemSize` code (0: 1 byte, 1: 2 bytes)."""
+    """One DMA transfer. ``esize`` is an :class:`ElemSize` code (0: 1 byte, 1: 2 bytes,
+    2: 4 bytes). ``sbuf`` is the on-chip pattern: SBUF linear addresses, or PSUM linear
+    addresses for ``PSUM_STORE``."""
 
     direction: int
     esize: int
@@ -203,18 +231,41 @@ def store(sbuf: Pattern, dram: Pattern, esize: int = ElemSize.B1) -> Descriptor:
     return Descriptor(Direction.STORE, esize, dram, sbuf)
 
 
+def psum_store(psum: Pattern, dram: Pattern) -> Descriptor:
+    """PSUM → DRAM: ``psum`` in linear PSUM addresses, 4-byte elements."""
+    return Descriptor(Direction.PSUM_STORE, ElemSize.B4, dram, psum)
+
+
+def onchip_capacity(desc: Descriptor, params: NCoreParams) -> int:
+    """Elements the descriptor's on-chip memory holds (the OVERSIZE limit)."""
+    if desc.direction == Direction.PSUM_STORE:
+        return gpsum.capacity(params)
+    return gsbuf.capacity(params)
+
+
+def onchip_in_range(desc: Descriptor, params: NCoreParams, addr):
+    """True where ``addr`` is an existing element of the descriptor's on-chip memory."""
+    if desc.direction == Direction.PSUM_STORE:
+        return gpsum.in_range(params, addr)
+    return gsbuf.in_range(params, addr)
+
+
 # -- validation -------------------------------------------------------------------------------
 
 
 def validate(desc: Descriptor, params: NCoreParams):
     """``(code, address)`` of the descriptor error, or None if the descriptor is legal."""
-    if desc.direction not in (Direction.LOAD, Direction.STORE):
-        return ErrorCode.BAD_DESC, 0
-    if desc.esize not in (ElemSize.B1, ElemSize.B2) or desc.ebytes * 8 > params.lane_width:
+    if desc.direction == Direction.PSUM_STORE:
+        if desc.esize != ElemSize.B4:
+            return ErrorCode.BAD_DESC, 0
+    elif desc.direction in (Direction.LOAD, Direction.STORE):
+        if desc.esize not in (ElemSize.B1, ElemSize.B2) or desc.ebytes * 8 > params.lane_width:
+            return ErrorCode.BAD_DESC, 0
+    else:
         return ErrorCode.BAD_DESC, 0
     if any(c == 0 for c, _ in desc.dram.dims + desc.sbuf.dims):
         return ErrorCode.ZERO_COUNT, 0
-    cap = gsbuf.capacity(params)
+    cap = onchip_capacity(desc, params)
     if desc.dram.elements > cap or desc.sbuf.elements > cap:
         return ErrorCode.OVERSIZE, 0
     if desc.dram.elements != desc.sbuf.elements:
@@ -292,23 +343,30 @@ class Chunk:
 
 
 def chunk_limit(params: NCoreParams, esize: int) -> int:
-    """Most elements one chunk carries: the chunk port's lanes, and one bus beat of bytes."""
+    """Most elements one chunk carries: the chunk port's lanes, and one bus beat of bytes
+    (the same for PSUM chunks, which also end at every PSUM entry)."""
     return min(gsbuf.chunk_lanes(params), (params.axi_data_width // 8) >> esize)
 
 
 def chunks(desc: Descriptor, params: NCoreParams) -> list[Chunk]:
-    """The SBUF chunks in order: runs of consecutive addresses when ``stride0 == 1``."""
+    """The on-chip chunks in order: runs of consecutive addresses when ``stride0 == 1`` (for
+    ``PSUM_STORE`` also ending at every PSUM entry)."""
     (c0, s0), (c1, s1), (c2, s2) = desc.sbuf.dims
     lim = chunk_limit(params, desc.esize)
+    seg = 1 << gpsum.cbits(params) if desc.direction == Direction.PSUM_STORE else None
     out, elem = [], 0
     for i2 in range(c2):
         for i1 in range(c1):
             base = desc.sbuf.start + i1 * s1 + i2 * s2
             if s0 == 1:
-                for i0 in range(0, c0, lim):
+                i0 = 0
+                while i0 < c0:
                     n = min(lim, c0 - i0)
+                    if seg is not None:
+                        n = min(n, seg - (base + i0) % seg)
                     out.append(Chunk(base + i0, n, elem))
                     elem += n
+                    i0 += n
             else:
                 for i0 in range(c0):
                     out.append(Chunk(base + i0 * s0, 1, elem))
@@ -360,7 +418,7 @@ class Outcome:
 
 def _first_bad_sbuf(desc: Descriptor, params: NCoreParams):
     addrs = desc.sbuf.addresses()
-    bad = np.flatnonzero(~gsbuf.in_range(params, addrs))
+    bad = np.flatnonzero(~onchip_in_range(desc, params, addrs))
     return (int(bad[0]), int(addrs[bad[0]])) if len(bad) else (None, None)
 
 
@@ -374,9 +432,12 @@ def execute(
     max_writes: int = 4,
     faults: DramFaults | None = None,
     dram_base: int = 0,
+    psum: np.ndarray | None = None,
 ) -> Outcome:
     """Apply ``desc`` to ``dram`` (``uint8`` array holding addresses ``dram_base …``) and
-    ``sbuf`` (``rows × sbuf_depth``) in place, and return what the engine reports."""
+    ``sbuf`` (``rows × sbuf_depth``) in place, and return what the engine reports.
+    ``psum`` (``cols × psum_depth`` uint32, e.g. ``Psum.mem``) is the source of a
+    ``PSUM_STORE`` (required for one; never written)."""
     faults = faults or DramFaults()
     amask = (1 << fault_addr_bits(params)) - 1
     bad = validate(desc, params)
@@ -419,10 +480,17 @@ def execute(
             sbuf[p, e] = v
         return Outcome(ErrorCode(code), addr & amask, moved, len(issued))
 
-    # STORE
-    entry, part = gsbuf.decode(params, sbuf_addrs[:good])
-    vals = sbuf[part, entry].astype(np.uint16)
-    stream = np.stack([vals & 0xFF, vals >> 8], axis=1)[:, :eb].astype(np.uint8).ravel()
+    # STORE and PSUM_STORE
+    if desc.direction == Direction.PSUM_STORE:
+        if psum is None:
+            raise ValueError("a PSUM_STORE needs the PSUM contents (psum=)")
+        entry, col = gpsum.decode(params, sbuf_addrs[:good])
+        vals = np.asarray(psum)[col, entry].astype(np.uint32)
+    else:
+        entry, part = gsbuf.decode(params, sbuf_addrs[:good])
+        vals = sbuf[part, entry].astype(np.uint32)
+    shifts = np.arange(eb, dtype=np.uint32) * 8
+    stream = ((vals[:, None] >> shifts[None, :]) & 0xFF).astype(np.uint8).ravel()
     code, addr = (ErrorCode.SBUF_RANGE, a_s) if k_s is not None else (ErrorCode.NONE, 0)
     maybe = maybe_values = None
     for i, b in enumerate(issued):
@@ -465,11 +533,12 @@ def cost(
 ) -> dict:
     """Work a legal descriptor costs, and the cycles that bound it.
 
-    Counts runs, bursts, beats and SBUF chunks. ``stream_cycles`` is the busiest resource
-    with an always-ready memory: the data channel (one beat per cycle), the SBUF port (one
-    chunk per cycle), or the outstanding-burst window (each burst holds one of
-    ``max_outstanding`` slots for ``round_trip + beats − 1`` cycles; ``round_trip``
-    defaults to :data:`READ_ROUND_TRIP` / :data:`WRITE_ROUND_TRIP`). A transfer takes
+    Counts runs, bursts, beats and SBUF (or PSUM) chunks. ``stream_cycles`` is the busiest
+    resource with an always-ready memory: the data channel (one beat per cycle), the SBUF
+    port or PSUM read port (one chunk per cycle), or the outstanding-burst window (each
+    burst holds one of ``max_outstanding`` slots for ``round_trip + beats − 1`` cycles;
+    ``round_trip`` defaults to :data:`READ_ROUND_TRIP` / :data:`WRITE_ROUND_TRIP`). A
+    transfer takes
     ``stream_cycles`` plus a fixed overhead below :data:`OVERHEAD_BOUND`.
     """
     if round_trip is None:

@@ -59,6 +59,7 @@ __all__ = [
     "dma",
     "dma_load",
     "dma_store",
+    "dma_store_psum",
     "end",
     "gemm",
     "gemm_stationary",
@@ -128,6 +129,16 @@ def dma_store(sbuf, dram, esize: int = 0, *, wait=None, signal=None) -> int:
     """SBUF → DRAM (patterns as :func:`dma_load`)."""
     d, s = _pattern(dram), _pattern(sbuf)
     desc = gdma.store(gdma.Pattern(s[0], s[1]), gdma.Pattern(d[0], d[1]), esize)
+    return dma(desc, wait=wait, signal=signal)
+
+
+def dma_store_psum(psum, dram, *, wait=None, signal=None) -> int:
+    """PSUM → DRAM (``PSUM_STORE``): ``psum`` in linear PSUM addresses
+    (``entry << cbits | column``, see :mod:`ncore.golden.psum`), ``dram`` in bytes; each
+    element is a 32-bit PSUM word stored little-endian (so a contiguous DRAM side has
+    stride 4). Order it after the MATMUL that wrote the entries with a semaphore."""
+    d, s = _pattern(dram), _pattern(psum)
+    desc = gdma.psum_store(gdma.Pattern(s[0], s[1]), gdma.Pattern(d[0], d[1]))
     return dma(desc, wait=wait, signal=signal)
 
 

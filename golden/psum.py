@@ -3,6 +3,13 @@
 Requests apply in order. ``ACC_INT`` adds in int32 modulo 2³²; ``ACC_FP`` is
 ``fp32_add(old, value)`` from :mod:`ncore.golden.fp` (old value first); ``OVERWRITE``
 stores the value. Bit ``p`` of a request's mask enables partition ``p``.
+
+Linear element address (the DMA's ``PSUM_STORE`` side, see :mod:`ncore.golden.dma`)
+    ``addr = entry << cbits | column`` with ``cbits = ceil(log2(cols))``, as the SBUF's
+    ``entry << pbits | partition``: consecutive addresses walk across the columns
+    (partitions) of one entry, then on to the next entry, so a row-major ``M × cols`` int32
+    result stores to DRAM with one contiguous pattern. An address whose column field is
+    ``≥ cols``, or whose entry is ``≥ psum_depth``, is out of range.
 """
 
 from __future__ import annotations
@@ -12,9 +19,53 @@ import numpy as np
 from ..params import NCoreParams
 from .fp import fp32_add
 
-__all__ = ["OVERWRITE", "ACC_INT", "ACC_FP", "Psum"]
+__all__ = [
+    "ACC_FP",
+    "ACC_INT",
+    "OVERWRITE",
+    "Psum",
+    "addr_bits",
+    "capacity",
+    "cbits",
+    "decode",
+    "in_range",
+    "linear",
+]
 
 OVERWRITE, ACC_INT, ACC_FP = 0, 1, 2
+
+
+def cbits(params: NCoreParams) -> int:
+    """Bits of the column field of a linear PSUM address: ``ceil(log2(cols))``."""
+    return (params.cols - 1).bit_length()
+
+
+def addr_bits(params: NCoreParams) -> int:
+    """Width of a linear PSUM element address."""
+    return cbits(params) + (params.psum_depth - 1).bit_length()
+
+
+def capacity(params: NCoreParams) -> int:
+    """Elements (32-bit words) the PSUM holds: ``cols · psum_depth``."""
+    return params.cols * params.psum_depth
+
+
+def linear(params: NCoreParams, entry, column):
+    """Linear element address of (entry, column)."""
+    return (np.asarray(entry, dtype=np.int64) << cbits(params)) | np.asarray(column)
+
+
+def decode(params: NCoreParams, addr):
+    """(entry, column) of linear PSUM address(es) ``addr``."""
+    a = np.asarray(addr, dtype=np.int64)
+    return a >> cbits(params), a & ((1 << cbits(params)) - 1)
+
+
+def in_range(params: NCoreParams, addr):
+    """True where ``addr`` names an existing PSUM element."""
+    a = np.asarray(addr, dtype=np.int64)
+    entry, col = decode(params, a)
+    return (a >= 0) & (entry < params.psum_depth) & (col < params.cols)
 
 
 class Psum:

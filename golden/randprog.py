@@ -13,9 +13,11 @@ works (no dispatch deadlock), and every semaphore has one waiting queue.
 Instruction fields are random within the build: MATMUL dtypes among ``params.dtypes``,
 ``k``/``n``, accumulate or overwrite, 1–3-D access patterns with positive, negative and zero
 strides (PSUM rows may repeat), DMA gathers, transposes and contiguous runs (1- or 2-byte
-elements), ACT op/types/function/saturation/zero point/clamp bounds, with and without
-parameter loads. The result's final state does not depend on the engines' relative speed,
-which :func:`check_schedule_independent` verifies on the ISS with several pick orders.
+elements), DMA ``PSUM_STORE`` of PSUM regions written in earlier phases (rows of columns,
+transposed, contiguous or pitched in DRAM), ACT op/types/function/saturation/zero
+point/clamp bounds, with and without parameter loads. The result's final state does not
+depend on the engines' relative speed, which :func:`check_schedule_independent` verifies on
+the ISS with several pick orders.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from .. import isa
 from ..params import DTYPE_CODE, NCoreParams
 from . import core as gcore
 from . import program as asm
+from . import psum as gpsum
 from . import sbuf as gsbuf
 from . import vector_engine as gve
 
@@ -197,6 +200,47 @@ def random_program(
             0,
         )  # fmt: skip
 
+    def psum_store(region, wait=None, signal=None):
+        """PSUM → DRAM of PSUM region ``region`` (existing columns only, so any ``cols``)."""
+        C = 1 << gpsum.cbits(p)
+        c = g.counts(max_elems=48)
+        if r.random() < 0.5:  # rows of columns: (c0 columns, c1 entries, c2 entries)
+            c[0] = min(c[0], p.cols)
+            col = int(r.integers(0, p.cols - c[0] + 1))
+            e = [0, int(r.integers(0, 3)), int(r.integers(0, 4))]
+            if c[0] == p.cols and r.random() < 0.5:
+                e[1], e[2] = 1, c[1]  # whole consecutive entries
+        else:  # transposed: (c0 entries, c1 columns, c2 entries)
+            c[1] = min(c[1], p.cols)
+            col = int(r.integers(0, p.cols - c[1] + 1))
+            e = [int(r.integers(1, 3)), 0, int(r.integers(0, 4))]
+        span = sum((n - 1) * s for n, s in zip(c, e, strict=True))
+        if span >= g.P:
+            c, e = [c[0], 1, 1], [e[0], 0, 0]
+            c[0] = min(c[0], g.P // max(1, e[0]))
+        span = sum((n - 1) * s for n, s in zip(c, e, strict=True))
+        entry = region * g.P + int(r.integers(0, g.P - span))
+        if e[1] == 0 and e[0] != 0:  # transposed: columns are the middle dimension
+            strides = [C * e[0], 1, C * e[2]]
+        else:
+            strides = [1, C * e[1], C * e[2]]
+        n = c[0] * c[1] * c[2]
+        if r.random() < 0.5:
+            ds = [4, 4 * c[0], 4 * c[0] * c[1]]
+        else:  # pitched rows, distinct addresses
+            ds = [4, 4 * c[0] + 4 * int(r.integers(0, 3)), 0]
+            ds[2] = ds[1] * c[1] + 4 * int(r.integers(0, 3))
+        dmx = sum((k - 1) * s for k, s in zip(c, ds, strict=True)) + 4
+        dstart = out_base + int(r.integers(0, out_bytes - dmx + 1))
+        assert n <= 48
+        g.emit(
+            asm.dma_store_psum(
+                ((entry << gpsum.cbits(p)) + col, list(zip(c, strides, strict=True))),
+                (dstart, list(zip(c, ds, strict=True))), wait=wait, signal=signal,
+            ),
+            0,
+        )  # fmt: skip
+
     def loadw(region, wait=None, signal=None):
         k, n = int(r.integers(1, p.rows + 1)), int(r.integers(1, p.cols + 1))
         st, mn, mx = g.strides([n, 1, 1], g.R)
@@ -297,6 +341,10 @@ def random_program(
                         dma_store(int(r.choice(readable)), wait=waits_go(0) if first else None)
                         first = False
                         used.add(0)
+                if psum_readable and r.random() < 0.5:
+                    psum_store(int(r.choice(psum_readable)), wait=waits_go(0) if first else None)
+                    first = False
+                    used.add(0)
             # Tensor actions
             if w_psum and readable:
                 for i in range(int(r.integers(1, 3))):

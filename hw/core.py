@@ -5,7 +5,8 @@ file.
 Data path::
 
     AXI4 ──► Fetch ──► Decoder ──► dispatch ─┬─► DMA queue ─────► DMA ◄──────► SBUF (chunks)
-     ▲  (ID 1)          (checks)             ├─► tensor queue ──► TensorSequencer ──► PSUM
+     ▲  (ID 1)          (checks)             │                     ▲ PSUM_STORE: PSUM reads
+     │                                        ├─► tensor queue ──► TensorSequencer ──► PSUM
      │                                        ├─► vector queue ──► VectorSequencer ◄─ PSUM/SBUF
      │                                        ├─► send queue ────► LinkSender ──► link_out
      │                                        ├─► recv queue ────► LinkReceiver ◄─ link_in
@@ -335,16 +336,22 @@ class _Core(wiring.Component):
         ]
 
         # SBUF "vector" reader and the PSUM read port: the vector sequencer, or the debug
-        # port while the core is not running.
+        # port while the core is not running. The DMA (PSUM_STORE) gets the PSUM read port
+        # only while the vector sequencer is idle: the sequencer relies on the port holding
+        # its last read while it stalls, so the DMA must not read in between.
         dbg = self.dbg
         m.d.comb += [
             sbuf.vector.en.eq(vseq.src_port.en | (dbg.en & ~dbg.psum)),
             sbuf.vector.addr.eq(Mux(dbg.en, dbg.addr, vseq.src_port.addr)),
             vseq.src_port.data.eq(sbuf.vector.data),
             dbg.sbuf_data.eq(sbuf.vector.data),
-            psum.rd_en.eq(vseq.psum_rd.en | (dbg.en & dbg.psum)),
-            psum.rd_addr.eq(Mux(dbg.en, dbg.addr, vseq.psum_rd.addr)),
+            dma.psum.ready.eq(~vseq.busy & ~vseq.psum_rd.en & ~dbg.en),
+            psum.rd_en.eq(vseq.psum_rd.en | dma.psum.en | (dbg.en & dbg.psum)),
+            psum.rd_addr.eq(
+                Mux(dbg.en, dbg.addr, Mux(dma.psum.en, dma.psum.addr, vseq.psum_rd.addr))
+            ),
             vseq.psum_rd.data.eq(psum.rd_data),
+            dma.psum.data.eq(psum.rd_data),
             dbg.psum_data.eq(psum.rd_data),
         ]
 

@@ -1,10 +1,13 @@
-"""The DMA engine: DRAM ↔ SBUF copies with multi-dimensional access patterns over AXI4.
+"""The DMA engine: DRAM ↔ SBUF copies, and PSUM → DRAM stores, with multi-dimensional access
+patterns over AXI4.
 
 Descriptor
     One :class:`Descriptor` per transfer, taken from the ``i_desc`` stream while the engine
-    is idle and no error is pending. It names a direction (:class:`Direction`), an element
-    size (:class:`ElemSize`: 1 or 2 bytes) and two access patterns, each a start plus three
-    ``(count, stride)`` pairs, innermost first (``dims[0]``):
+    is idle and no error is pending. It names a direction (:class:`Direction`: ``LOAD``,
+    ``STORE`` or ``PSUM_STORE``), an element size (:class:`ElemSize`: 1 or 2 bytes for
+    ``LOAD``/``STORE``, 4 bytes — ``B4``, and only it — for ``PSUM_STORE``) and two access
+    patterns, each a start plus three ``(count, stride)`` pairs, innermost first
+    (``dims[0]``):
 
     * ``dram``: byte addresses, element ``(i2, i1, i0)`` at ``start + i0·s0 + i1·s1 + i2·s2``.
       When ``s0`` equals the element size the ``count0`` elements of a row are one
@@ -12,7 +15,11 @@ Descriptor
     * ``sbuf``: linear element addresses (``entry << pbits | partition``, see
       :mod:`ncore.hw.sbuf`). When ``s0 == 1`` up to ``lanes`` consecutive elements move per
       cycle (a *chunk*); otherwise one element per cycle, so a transposed tile is a pattern
-      with ``s0 ≠ 1`` on one side.
+      with ``s0 ≠ 1`` on one side. For ``PSUM_STORE`` the same field holds linear PSUM
+      addresses (``entry << cbits | column``, ``cbits = ceil(log2(cols))``, see
+      :mod:`ncore.golden.psum`); a chunk is then up to ``min(lanes, bus bytes / 4)``
+      consecutive words of one PSUM entry, read through the ``psum`` port (one entry per
+      cycle it is ``ready``), and each word goes to DRAM as 4 bytes, little-endian.
 
     Elements move in pattern order on both sides; both sides must describe the same number
     of elements. Strides are unsigned. Software packs a descriptor with
@@ -23,15 +30,18 @@ Errors (never silent)
     code also sets the sticky ``error``/``err_code``/``err_addr`` registers, which hold the
     first error until ``clear`` is pulsed; while ``error`` is set, no descriptor is taken.
 
-    * Checked before any traffic (address 0 unless noted): ``BAD_DESC`` (direction not
-      LOAD/STORE, element size not 1 byte or 2 bytes on a 16-bit-lane build), ``ZERO_COUNT``,
-      ``OVERSIZE`` (a side moves more elements than the SBUF holds), ``COUNT_MISMATCH``,
+    * Checked before any traffic (address 0 unless noted): ``BAD_DESC`` (direction 3;
+      LOAD/STORE with an element size other than 1 byte, or 2 bytes on a 16-bit-lane build;
+      PSUM_STORE with a size other than 4 bytes), ``ZERO_COUNT``, ``OVERSIZE`` (a side
+      moves more elements than the SBUF holds, or for PSUM_STORE the PSUM), ``COUNT_MISMATCH``,
       ``DRAM_RANGE`` (the pattern's last byte is beyond the ``axi_addr_width`` address space;
       address: the DRAM start).
     * ``SBUF_RANGE``: the first element, in pattern order, whose SBUF address is out of range
       (address: that linear address). A scout walks the SBUF pattern ahead of the data, so
       no burst is issued for bytes at or after that element; a load writes every element
-      before it, a store writes their bytes (strobes off beyond them).
+      before it, a store writes their bytes (strobes off beyond them). A PSUM_STORE
+      reports its first element outside the PSUM (column ≥ ``cols`` or entry ≥
+      ``psum_depth``) the same way, with its linear PSUM address.
     * ``RD_SLVERR``/``RD_DECERR``: the first read beat with an error response (address: the
       beat's, i.e. the burst address for its first beat, the bus-aligned address after).
       The elements before the first one needing a byte of that beat are written; none after.
@@ -74,6 +84,7 @@ __all__ = [
     "DramWalker",
     "ElemSize",
     "ErrorCode",
+    "PsumReadSignature",
     "SbufPattern",
     "SbufWalker",
     "descriptor_fields",
@@ -91,7 +102,7 @@ _SBUF_CALC_BITS = 50
 class Direction(enum.Enum, shape=2):
     LOAD = 0  #: DRAM → SBUF
     STORE = 1  #: SBUF → DRAM
-    PSUM_STORE = 2  #: PSUM → DRAM, reserved for the PSUM integration (#5): BAD_DESC for now
+    PSUM_STORE = 2  #: PSUM → DRAM, 4-byte elements (``ElemSize.B4`` only)
 
 
 class ElemSize(enum.Enum, shape=2):
@@ -99,7 +110,7 @@ class ElemSize(enum.Enum, shape=2):
 
     B1 = 0
     B2 = 1
-    B4 = 2  #: reserved for PSUM stores (#5): BAD_DESC for now
+    B4 = 2  #: PSUM_STORE only (32-bit PSUM words)
 
 
 class ErrorCode(enum.Enum, shape=4):
@@ -178,6 +189,32 @@ def fault_addr_bits(params: NCoreParams) -> int:
 def status_layout(params: NCoreParams) -> data.StructLayout:
     """Payload of ``o_done``: the descriptor's result and faulting address."""
     return data.StructLayout({"code": ErrorCode, "addr": fault_addr_bits(params)})
+
+
+class PsumReadSignature(wiring.Signature):
+    """The DMA's PSUM read port (for ``PSUM_STORE``), seen from the DMA.
+
+    Members
+    -------
+    en : Out(1)
+        Read entry ``addr``; only in a cycle with ``ready``.
+    addr : Out(range(psum_depth))
+    ready : In(1)
+        The port is the DMA's this cycle (the core shares one PSUM read port; see
+        :mod:`ncore.hw.core`).
+    data : In(ArrayLayout(32, cols))
+        Every column of the entry read, the cycle after ``en`` (only that cycle is used).
+    """
+
+    def __init__(self, params: NCoreParams):
+        super().__init__(
+            {
+                "en": Out(1),
+                "addr": Out(range(params.psum_depth)),
+                "ready": In(1),
+                "data": In(data.ArrayLayout(32, params.cols)),
+            }
+        )
 
 
 # ---- AXI4 ---------------------------------------------------------------------------------
@@ -268,22 +305,27 @@ class ByteQueue(wiring.Component):
 
 
 class SbufWalker(wiring.Component):
-    """Walks an SBUF access pattern in chunks and range-checks each chunk.
+    """Walks an SBUF (or, with ``psum``, a PSUM) access pattern in chunks and range-checks
+    each chunk.
 
     A chunk is up to ``lmax`` elements at consecutive addresses of one innermost row when
-    ``stride0 == 1``, else one element. ``start`` (a pulse) loads the pattern's first chunk;
-    ``advance`` moves to the next; ``valid`` falls after the last. ``n_ok`` is the number of
-    leading in-range lanes of the current chunk (``n_ok < n``: lane ``n_ok`` is the first
-    out-of-range element).
+    ``stride0 == 1``, else one element; with ``psum`` a chunk also ends at every PSUM entry
+    (a multiple of ``2**cbits``), and addresses are range-checked against the PSUM
+    (``entry << cbits | column``, column ``< cols``, entry ``< psum_depth``). ``start`` (a
+    pulse) loads the pattern's first chunk; ``advance`` moves to the next; ``valid`` falls
+    after the last. ``n_ok`` is the number of leading in-range lanes of the current chunk
+    (``n_ok < n``: lane ``n_ok`` is the first out-of-range element).
     """
 
     def __init__(self, params: NCoreParams):
         g = SBufGeometry(params)
         self._g = g
-        ebits = g.capacity.bit_length() + 1
+        self._p = params
+        ebits = max(g.capacity, params.cols * params.psum_depth).bit_length() + 1
         super().__init__(
             {
                 "pattern": In(SbufPattern),
+                "psum": In(1),
                 "lmax": In(range(g.lanes + 1)),
                 "start": In(1),
                 "advance": In(1),
@@ -309,37 +351,48 @@ class SbufWalker(wiring.Component):
         m.d.comb += [unit.eq(s0 == 1), self.addr.eq(cur)]
 
         left = Signal(COUNT_BITS + 1)
-        m.d.comb += left.eq(c0 - i0)
-        with m.If(unit):
-            m.d.comb += self.n.eq(Mux(left < self.lmax, left, self.lmax))
-        with m.Else():
+        n_run = Signal(range(g.lanes + 1))
+        m.d.comb += [left.eq(c0 - i0), n_run.eq(Mux(left < self.lmax, left, self.lmax))]
+        # PSUM chunks end at the entry: at most 2**cbits − column elements.
+        cbits = _log2(self._p.cols)
+        seg = Signal(cbits + 1)
+        m.d.comb += seg.eq((1 << cbits) - cur[:cbits] if cbits else 1)
+        with m.If(~unit):
             m.d.comb += self.n.eq(1)
-
-        # Leading in-range lanes: entries beyond the end, then unused partition codes.
-        top = 1 << g.addr_bits
-        n_e = Signal(range(g.lanes + 1))
-        dist = Signal(W)
-        m.d.comb += dist.eq(top - cur)
-        with m.If(cur >= top):
-            m.d.comb += n_e.eq(0)
-        with m.Elif(dist < self.n):
-            m.d.comb += n_e.eq(dist)
+        with m.Elif(self.psum & (seg < n_run)):
+            m.d.comb += self.n.eq(seg)
         with m.Else():
-            m.d.comb += n_e.eq(self.n)
-        if g.rows < (1 << g.pbits):
-            part = cur[: g.pbits]
-            n_p = Signal(range(g.lanes + 1))
-            gap = Signal(g.pbits + 1)
-            m.d.comb += gap.eq(g.rows - part)
-            with m.If(part >= g.rows):
+            m.d.comb += self.n.eq(n_run)
+
+        # Leading in-range lanes: entries beyond the end, then unused partition (column) codes.
+        def leading_ok(abits: int, fbits: int, count: int, name: str):
+            top = 1 << abits
+            n_e = Signal(range(g.lanes + 1), name=f"{name}_n_e")
+            dist = Signal(W, name=f"{name}_dist")
+            m.d.comb += dist.eq(top - cur)
+            with m.If(cur >= top):
+                m.d.comb += n_e.eq(0)
+            with m.Elif(dist < self.n):
+                m.d.comb += n_e.eq(dist)
+            with m.Else():
+                m.d.comb += n_e.eq(self.n)
+            if count == 1 << fbits:
+                return n_e
+            part = cur[:fbits]
+            n_p = Signal(range(g.lanes + 1), name=f"{name}_n_p")
+            gap = Signal(fbits + 1, name=f"{name}_gap")
+            m.d.comb += gap.eq(count - part)
+            with m.If(part >= count):
                 m.d.comb += n_p.eq(0)
             with m.Elif(gap < self.n):
                 m.d.comb += n_p.eq(gap)
             with m.Else():
                 m.d.comb += n_p.eq(self.n)
-            m.d.comb += self.n_ok.eq(Mux(n_p < n_e, n_p, n_e))
-        else:
-            m.d.comb += self.n_ok.eq(n_e)
+            return Mux(n_p < n_e, n_p, n_e)
+
+        sb_ok = leading_ok(g.addr_bits, g.pbits, g.rows, "sbuf")
+        ps_ok = leading_ok(cbits + _log2(self._p.psum_depth), cbits, self._p.cols, "psum")
+        m.d.comb += self.n_ok.eq(Mux(self.psum, ps_ok, sb_ok))
 
         more0 = Signal()
         more1 = Signal()
@@ -404,7 +457,7 @@ class DramWalker(wiring.Component):
         super().__init__(
             {
                 "pattern": In(DramPattern),
-                "esize": In(1),  # log2 of the element size (1 or 2 bytes)
+                "esize": In(2),  # log2 of the element size (1, 2 or 4 bytes)
                 "start": In(1),
                 "advance": In(1),
                 "valid": Out(1),
@@ -425,10 +478,10 @@ class DramWalker(wiring.Component):
         pat = self.pattern
         c0, c1, c2 = (pat.dims[k].count for k in range(3))
         s0, s1, s2 = (pat.dims[k].stride for k in range(3))
-        ebytes = Signal(2)
-        m.d.comb += ebytes.eq(Mux(self.esize, 2, 1))
+        ebytes = Signal(3)
+        m.d.comb += ebytes.eq(Const(1, 3) << self.esize)
         contig = Signal()
-        runlen = Signal(COUNT_BITS + 1)
+        runlen = Signal(COUNT_BITS + 2)
         nruns = Signal(COUNT_BITS)
         m.d.comb += [
             contig.eq(s0 == ebytes),
@@ -436,7 +489,7 @@ class DramWalker(wiring.Component):
             nruns.eq(Mux(contig, 1, c0)),
         ]
         cur, base0, base1, base2 = (Signal(aw, name=n) for n in ("cur", "base0", "base1", "base2"))
-        rem = Signal(COUNT_BITS + 1)
+        rem = Signal(COUNT_BITS + 2)
         k0, i1, i2 = (Signal(COUNT_BITS, name=n) for n in ("k0", "i1", "i2"))
 
         room = Signal(bdbits + 1)
@@ -572,6 +625,8 @@ class DMA(wiring.Component):
         The AXI4 master.
     sbuf : Out(ChunkPortSignature(params))
         To :class:`ncore.hw.sbuf.SBuf`'s ``dma`` port.
+    psum : Out(PsumReadSignature(params))
+        Reads PSUM entries for ``PSUM_STORE`` (``ready`` low holds the transfer back).
     """
 
     def __init__(
@@ -615,6 +670,7 @@ class DMA(wiring.Component):
                     )
                 ),
                 "sbuf": Out(ChunkPortSignature(params)),
+                "psum": Out(PsumReadSignature(params)),
             }
         )
 
@@ -639,7 +695,8 @@ class DMA(wiring.Component):
         return self._max_writes
 
     def chunk_limit(self, esize: int) -> int:
-        """Most elements per SBUF chunk for element size code ``esize`` (0 or 1)."""
+        """Most elements per SBUF chunk for element size code ``esize`` (0 or 1), or per PSUM
+        chunk (2; such chunks also end at every PSUM entry)."""
         return min(self._g.lanes, self._bus >> esize)
 
     def elaborate(self, platform):
@@ -648,8 +705,9 @@ class DMA(wiring.Component):
         aw, dw = p.axi_addr_width, p.axi_data_width
         bbits = _log2(B)
         fa = fault_addr_bits(p)
-        ebits = g.capacity.bit_length() + 1
-        obits = ebits + 1
+        ebits = max(g.capacity, p.cols * p.psum_depth).bit_length() + 1
+        obits = ebits + 2
+        cbits = _log2(p.cols)
         qcap = 3 * B  # 2·B sustains loads; stores need a third beat for the SBUF read latency
         lane16 = p.lane_width == 16
 
@@ -668,15 +726,21 @@ class DMA(wiring.Component):
 
         desc = Signal(Descriptor)
         is_load = Signal()
-        esz = Signal()  # log2 of the element size, for legal descriptors
+        is_psum = Signal()  # PSUM_STORE: the source is the PSUM
+        esz = Signal(2)  # log2 of the element size, for legal descriptors
         m.d.comb += [
             is_load.eq(_eq(desc.direction, Direction.LOAD)),
-            esz.eq(desc.esize == ElemSize.B2),
+            is_psum.eq(desc.direction == Direction.PSUM_STORE),
+            esz.eq(Mux(is_psum, 2, desc.esize == ElemSize.B2)),
         ]
-        lmax = Mux(esz, self.chunk_limit(1), self.chunk_limit(0))
+        lmax = Mux(
+            is_psum, self.chunk_limit(2), Mux(esz[0], self.chunk_limit(1), self.chunk_limit(0))
+        )
         m.d.comb += [
             scout.pattern.eq(desc.sbuf),
             walk.pattern.eq(desc.sbuf),
+            scout.psum.eq(is_psum),
+            walk.psum.eq(is_psum),
             scout.lmax.eq(lmax),
             walk.lmax.eq(lmax),
             dwalk.pattern.eq(desc.dram),
@@ -769,23 +833,27 @@ class DMA(wiring.Component):
             m.d.sync += [
                 dn.eq(dprod * dc[2]),
                 sn.eq(sprod * sc[2]),
-                last_byte.eq(desc.dram.start + terms[0] + terms[1] + terms[2] + esz),
+                last_byte.eq(
+                    desc.dram.start + terms[0] + terms[1] + terms[2] + Mux(is_psum, 3, esz)
+                ),
             ]
             m.d.sync += state.eq(_State.CHECK2)
         with m.Elif(state == _State.CHECK2):
-            dir_ok = _eq(desc.direction, Direction.LOAD) | (desc.direction == Direction.STORE)
-            size_ok = _eq(desc.esize, ElemSize.B1)
+            dir_sb = _eq(desc.direction, Direction.LOAD) | (desc.direction == Direction.STORE)
+            size_sb = _eq(desc.esize, ElemSize.B1)
             if lane16:
-                size_ok = size_ok | (desc.esize == ElemSize.B2)
+                size_sb = size_sb | (desc.esize == ElemSize.B2)
+            desc_ok = (dir_sb & size_sb) | (is_psum & (desc.esize == ElemSize.B4))
             zero = Const(0)
             for c in dc + sc:
                 zero = zero | ~c.any()
+            cap = Mux(is_psum, p.cols * p.psum_depth, g.capacity)
             m.d.comb += fin_addr.eq(0)
-            with m.If(~dir_ok | ~size_ok):
+            with m.If(~desc_ok):
                 m.d.comb += [finish.eq(1), fin_code.eq(ErrorCode.BAD_DESC)]
             with m.Elif(zero):
                 m.d.comb += [finish.eq(1), fin_code.eq(ErrorCode.ZERO_COUNT)]
-            with m.Elif((dn > g.capacity) | (sn > g.capacity)):
+            with m.Elif((dn > cap) | (sn > cap)):
                 m.d.comb += [finish.eq(1), fin_code.eq(ErrorCode.OVERSIZE)]
             with m.Elif(dn != sn):
                 m.d.comb += [finish.eq(1), fin_code.eq(ErrorCode.COUNT_MISMATCH)]
@@ -975,11 +1043,11 @@ class DMA(wiring.Component):
         for i in range(g.lanes):
             byte = q.head.word_select(i, 8)
             if lane16 and 2 * i + 2 <= B:
-                head_lanes.append(Mux(esz, q.head.word_select(i, 16), byte))
+                head_lanes.append(Mux(esz[0], q.head.word_select(i, 16), byte))
             else:
                 head_lanes.append(byte)
         lw_active = running & is_load & ~final_valid & chunk_ready
-        need = Signal(range(2 * g.lanes + 1))
+        need = Signal(range(4 * g.lanes + 1))
         m.d.comb += need.eq(n_take << esz)
         lw_n = Signal(range(g.lanes + 1))  # elements written this cycle
         lw_fire = Signal()
@@ -1016,13 +1084,21 @@ class DMA(wiring.Component):
             & ~rd_stop
             & ~wr_err
             & chunk_ready
+            & (~is_psum | self.psum.ready)
             & (q.count + pend_bytes - w_pop <= qcap - B)
         )
+        pbits_e = _log2(p.psum_depth)
+        p_col = Signal(max(cbits, 1))  # column of the PSUM read in flight
         m.d.comb += [
-            self.sbuf.r_en.eq(rd_fire),
+            self.sbuf.r_en.eq(rd_fire & ~is_psum),
             self.sbuf.r_addr.eq(walk.addr[: len(self.sbuf.r_addr)]),
+            self.psum.en.eq(rd_fire & is_psum),
+            self.psum.addr.eq(walk.addr[cbits : cbits + pbits_e]),
             walk.advance.eq((lw_fire | rd_fire) & g_full),
         ]
+        if cbits:
+            with m.If(rd_fire):
+                m.d.sync += p_col.eq(walk.addr[:cbits])
         m.d.sync += pend_valid.eq(rd_fire)
         with m.If(rd_fire):
             m.d.sync += [pend_n.eq(n_take), pend_last.eq(g_part | walk.last)]
@@ -1033,9 +1109,14 @@ class DMA(wiring.Component):
         rd_bytes1 = Cat(*[self.sbuf.r_data[i][:8] for i in range(min(g.lanes, B))])
         if lane16:
             rd_bytes2 = Cat(*[self.sbuf.r_data[i] for i in range(min(g.lanes, B // 2))])
-            rd_bytes = Mux(esz, rd_bytes2, rd_bytes1)
+            rd_bytes = Mux(esz[0], rd_bytes2, rd_bytes1)
         else:
             rd_bytes = rd_bytes1
+        # PSUM: the chunk's words start at column p_col of the entry read.
+        planes = self.chunk_limit(2)
+        prow = Cat(self.psum.data.as_value(), Const(0, 32 * planes))
+        rd_bytes4 = (prow >> Cat(Const(0, 5), p_col[:cbits]))[: 32 * planes]
+        rd_bytes = Mux(is_psum, rd_bytes4, rd_bytes)
 
         w = self.axi.w
         winf = data.View(winfo_l, winfo.r_data)

@@ -21,9 +21,11 @@ import pytest
 
 from ncore import isa
 from ncore.golden import core as gcore
-from ncore.golden import cycles, randprog
+from ncore.golden import cycles, randprog, tensor_engine
 from ncore.golden import dma as gdma
 from ncore.golden import program as gp
+from ncore.golden import psum as gpsum
+from ncore.golden import sbuf as gsbuf
 from ncore.hw.core import COUNTERS
 from ncore.isa import CoreError
 from ncore.params import NCoreParams
@@ -47,6 +49,70 @@ def _rq(rng, std, n):
     shift = np.full(n, 16, np.int64)
     scale = np.maximum(1, (40 * 2**16 / max(std, 1)) * rng.uniform(0.5, 1.5, n)).astype(np.int64)
     return {"scale": scale, "shift": shift, "bias": rng.integers(-500, 500, n)}
+
+
+def psum_store_words(p: NCoreParams, m: int, dtype: str = "int8") -> list[int]:
+    """MATMUL ``m`` rows (A at DRAM 0, ``m × rows``; Bᵀ at 0x400, ``cols × rows``; elements of
+    ``dtype``) into PSUM entries 0…m−1, then three PSUM_STOREs of the 32-bit results, each
+    waiting for the previous one's signal: the whole ``m × cols`` matrix row-major at 0x1000,
+    its transpose at 0x2000 (columns ``m`` words + 8 bytes apart), and a 3-column sub-tile
+    of every other row from entry 2, column 1, to an unaligned address (0x3003)."""
+    pb, cb = gsbuf.pbits(p), gpsum.cbits(p)
+    es = 0 if dtype == "int8" else 1
+    C = 1 << cb
+    sub = min(3, p.cols - 1)
+    return [
+        gp.dma_load((0, [(m * p.rows, 1 << es)]), (0, [(m * p.rows, 1)]), es, signal=0),
+        gp.dma_load(
+            (0x400, [(p.cols * p.rows, 1 << es)]), (64 << pb, [(p.cols * p.rows, 1)]), es, signal=1
+        ),  # fmt: skip
+        gp.loadw(64, p.rows, p.cols, wait=1),
+        gp.matmul((0, [(m, 1)]), p.rows, p.cols, 0, dtype=dtype, wait=0, signal=2),
+        gp.dma_store_psum(
+            (0, [(p.cols, 1), (m, C)]), (0x1000, [(p.cols * m, 4)]), wait=2, signal=3
+        ),  # fmt: skip
+        gp.dma_store_psum(
+            (0, [(m, C), (p.cols, 1)]), (0x2000, [(m, 4), (p.cols, 4 * m + 8)]), wait=3, signal=4
+        ),  # fmt: skip
+        gp.dma_store_psum(
+            (2 * C + 1, [(sub, 1), (m // 2 - 1, 2 * C)]),
+            (0x3003, [(sub, 4), (m // 2 - 1, 4 * sub + 4)]),
+            wait=4,
+        ),  # fmt: skip
+        gp.end(),
+    ]
+
+
+def psum_store_case(p: NCoreParams, rng, dtype: str = "int8") -> dict:
+    """:func:`psum_store_words` with random inputs; the ISS's int32 results are checked
+    against numpy here (fp32: against ``golden.tensor_engine.matmul``)."""
+    m = 12
+    if dtype == "int8":
+        a, bt = _i8(rng, (m, p.rows)), _i8(rng, (p.cols, p.rows))
+        image = np.zeros(0x1000, np.uint8)
+        image[: a.size] = a.view(np.uint8).ravel()
+        image[0x400 : 0x400 + bt.size] = bt.view(np.uint8).ravel()
+        want = (a.astype(np.int64) @ bt.T.astype(np.int64)).astype(np.int32).view(np.uint32)
+    else:
+        a = rng.standard_normal((m, p.rows)).astype(np.float32).view(np.uint32) >> 16
+        bt = rng.standard_normal((p.cols, p.rows)).astype(np.float32).view(np.uint32) >> 16
+        a, bt = a.astype(np.uint16), bt.astype(np.uint16)
+        image = np.zeros(0x1000, np.uint8)
+        image[: 2 * a.size] = a.view(np.uint8).ravel()
+        image[0x400 : 0x400 + 2 * bt.size] = bt.view(np.uint8).ravel()
+        want = tensor_engine.matmul(a, bt.T.copy(), dtype).view(np.uint32)
+    words = psum_store_words(p, m, dtype)
+    case = _program_case(f"directed-psum-store-{dtype}", words, dram=image)
+    gc = gcore.Core(p, case["dram"])
+    res = gc.run(program_base=case["base"], program_len=case["length"])
+    assert res.ok, res
+    got = gc.dram[0x1000 : 0x1000 + 4 * m * p.cols].view("<u4").reshape(m, p.cols)
+    np.testing.assert_array_equal(got, want)
+    tr = gc.dram[0x2000:].view(np.uint8)
+    for j in range(p.cols):
+        col = tr[j * (4 * m + 8) : j * (4 * m + 8) + 4 * m].view("<u4")
+        np.testing.assert_array_equal(col, want[:, j])
+    return case
 
 
 def directed_cases(p: NCoreParams, rng) -> list[dict]:
@@ -75,6 +141,9 @@ def directed_cases(p: NCoreParams, rng) -> list[dict]:
         layers.append({"w": _i8(rng, (fi, fo)), **_rq(rng, 60 * 74 * np.sqrt(fi), fo)})
     cases.append(gp.mlp(p, _i8(rng, (7, feats[0])), layers))
     out = [_case(f"directed-{d.name}", d.dram, d.program_base, len(d.program)) for d in cases]
+    out.append(psum_store_case(p, rng))
+    if p.has_fp:
+        out.append(psum_store_case(p, rng, "bf16"))
     # Links on one core loop back: SEND rows, RECV them elsewhere (other row counts per
     # instruction), a BARRIER of the one core, then store what arrived.
     pb = (p.rows - 1).bit_length()
@@ -126,6 +195,27 @@ def bad_cases(p: NCoreParams, rng) -> list[dict]:
             "bad-dma-slverr",
             [gp.dma_store((0, [(32, 1)]), (0x100, [(32, 1)]), signal=1), gp.nop(wait=1), gp.end()],
             err=(0x110, 16),
+        ),
+        # PSUM_STORE faults: past the last PSUM entry (SBUF_RANGE, at the linear PSUM
+        # address), and a write error in the SLVERR window.
+        _program_case(
+            "bad-psum-store-range",
+            [
+                gp.dma_store_psum(
+                    ((p.psum_depth - 2) << gpsum.cbits(p), [(3 * p.cols, 1)]),
+                    (0x200, [(3 * p.cols, 4)]),
+                ),
+                gp.end(),
+            ],
+        ),
+        _program_case(
+            "bad-psum-store-slverr",
+            [
+                gp.dma_store_psum((0, [(64, 1)]), (0xF0, [(64, 4)]), signal=1),
+                gp.nop(wait=1),
+                gp.end(),
+            ],
+            err=(0x140, 16),
         ),
         _program_case("bad-sem-overflow", [gp.nop(signal=2)] * 256 + [gp.end()]),
         _program_case(
@@ -272,6 +362,13 @@ def test_core(sim, design, seed, tmp_path):
     if design == "int8":
         errors = {res.error for n, res in kinds.items() if n.startswith("bad-")}
         assert errors == set(CoreError) - {CoreError.NONE}, errors
+        psum_faults = [
+            (kinds[n].error, kinds[n].dma_code) for n in kinds if n.startswith("bad-psum-store")
+        ]
+        assert psum_faults == [
+            (CoreError.DMA, gdma.ErrorCode.SBUF_RANGE),
+            (CoreError.DMA, gdma.ErrorCode.WR_SLVERR),
+        ], psum_faults
     assert {k for k, _, _ in COUNTERS} >= {"cycles", "macs", "retired"}
 
 

@@ -480,6 +480,9 @@ def test_directed_words():
         gp.end() | 1 << 511,
         6,
         31 | 1 << 300,
+        # PSUM_STORE: legal at dispatch whatever its patterns (the DMA engine checks them).
+        gp.dma_store_psum(((1 << 32) - 1, [(3, 1 << 31)]), (0, [(3, 4)]), wait=0, signal=1),
+        gp.dma_store_psum((0, [(0, 1)]), (0, [(1, 4)])),
     ]
     dut = Decoder(p)
     got_all = []
@@ -502,7 +505,8 @@ def test_directed_words():
     simulate(dut, tb)
     want = [verdict(p, w, i) for i, w in enumerate(words)]
     assert got_all == want
-    assert sum(v[0] == "ok" for v in want) == 9
+    assert sum(v[0] == "ok" for v in want) == 11
+    assert want[-2:] == [("ok", Engine.DMA)] * 2
     assert want[4] == ("err", CoreError.SBUF_RANGE, 1, (-(1 << 21)) & 0xFFFF_FFFF, Engine.TENSOR)
 
 

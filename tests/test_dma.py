@@ -24,9 +24,10 @@ from ncore.golden import sbuf as gsbuf
 from ncore.golden.dma import Direction, DramFaults, ErrorCode, Pattern, Resp
 from ncore.hw import dma as hdma
 from ncore.hw.dma import DMA, ByteQueue, Descriptor
+from ncore.hw.psum import PSUM
 from ncore.hw.sbuf import SBuf, SBufGeometry
 from ncore.params import NCoreParams
-from ncore.verif.dma_tb import random_descriptor
+from ncore.verif.dma_tb import random_descriptor, random_psum_store
 
 P8 = NCoreParams(rows=8, sbuf_depth=64)
 
@@ -287,10 +288,19 @@ class AxiModel:
 
 
 def make_top(p, **options):
+    """DMA + SBUF + PSUM; the PSUM read port is the DMA's whenever the testbench sets
+    ``dma.psum.ready`` (as the core's arbiter does)."""
     m = Module()
     m.submodules.dma = dma = DMA(p, **options)
     m.submodules.sbuf = sbuf = SBuf(p)
+    m.submodules.psum = psum = PSUM(p)
     wiring.connect(m, dma.sbuf, sbuf.dma)
+    m.d.comb += [
+        psum.rd_en.eq(dma.psum.en),
+        psum.rd_addr.eq(dma.psum.addr),
+        dma.psum.data.eq(psum.rd_data),
+    ]
+    m.psum = psum
     return m, dma, sbuf
 
 
@@ -305,8 +315,11 @@ def sbuf_image(ctx, sbuf, p):
     return img
 
 
-def run(p, descs, *, mem, sbuf_init=None, faults=None, pause=0.0, seed=0, **options):
-    """Run descriptors through DMA + SBUF (clearing the sticky error after each failure).
+def run(
+    p, descs, *, mem, sbuf_init=None, psum_init=None, faults=None, pause=0.0, seed=0, **options
+):
+    """Run descriptors through DMA + SBUF + PSUM (clearing the sticky error after each
+    failure). With ``pause`` the PSUM read port is also withheld from the DMA at random.
 
     Returns (results, model): one dict per descriptor with the reported ``code``/``addr``,
     the sticky registers, the cycles to completion and snapshots of DRAM and SBUF after it.
@@ -316,6 +329,12 @@ def run(p, descs, *, mem, sbuf_init=None, faults=None, pause=0.0, seed=0, **opti
         dma.axi, p.axi_data_width // 8, mem, faults, np.random.default_rng(seed), pause
     )
     results = []
+    grant_rng = np.random.default_rng(seed + 1)
+
+    async def grant(ctx):
+        while True:
+            ctx.set(dma.psum.ready, int(grant_rng.random() >= pause))
+            await ctx.tick()
 
     async def driver(ctx):
         g = sbuf.geometry
@@ -323,6 +342,10 @@ def run(p, descs, *, mem, sbuf_init=None, faults=None, pause=0.0, seed=0, **opti
             for part in range(p.rows):
                 for e in range(p.sbuf_depth):
                     ctx.set(sbuf.banks[part][e % g.sub].data[e // g.sub], int(sbuf_init[part, e]))
+        if psum_init is not None:
+            for col in range(p.cols):
+                for e in range(p.psum_depth):
+                    ctx.set(top.psum.banks[col].data[e], int(psum_init[col, e]))
         for d in descs:
             model.post_error_beats = None
             ctx.set(dma.i_desc.payload.as_value(), hdma.pack(d.fields()))
@@ -365,22 +388,27 @@ def run(p, descs, *, mem, sbuf_init=None, faults=None, pause=0.0, seed=0, **opti
     sim.add_clock(1e-8)
     sim.add_testbench(driver)
     sim.add_testbench(model.process, background=True)
+    sim.add_testbench(grant, background=True)
     sim.run()
     assert not model.errors, model.errors[:5]
     return results, model
 
 
-def check_same(p, descs, *, mem, sbuf_init=None, faults=None, pause=0.0, seed=0, **options):
+def check_same(
+    p, descs, *, mem, sbuf_init=None, psum_init=None, faults=None, pause=0.0, seed=0, **options
+):
     """Run ``descs`` on the hardware and the golden model; compare after every one."""
     gmem = mem.copy()
     gsb = gsbuf.new_sbuf(p) if sbuf_init is None else sbuf_init.copy()
+    gps = np.zeros((p.cols, p.psum_depth), np.uint32) if psum_init is None else psum_init
     kw = {k: options[k] for k in ("max_burst", "max_writes") if k in options}
     res, model = run(
-        p, descs, mem=mem, sbuf_init=sbuf_init, faults=faults, pause=pause, seed=seed, **options
-    )
+        p, descs, mem=mem, sbuf_init=sbuf_init, psum_init=psum_init, faults=faults,
+        pause=pause, seed=seed, **options,
+    )  # fmt: skip
     gouts = []
     for i, (d, r) in enumerate(zip(descs, res, strict=True)):
-        g = gdma.execute(d, p, gmem, gsb, faults=faults, **kw)
+        g = gdma.execute(d, p, gmem, gsb, faults=faults, psum=gps, **kw)
         gouts.append(g)
         where = f"descriptor {i}: {d}"
         assert (r["code"], r["addr"]) == (g.code, g.addr), (where, r["code"], r["addr"], g)
@@ -548,6 +576,132 @@ def test_axi_errors():
         ErrorCode.NONE,
     ]
     assert res[0]["addr"] == 0x1200 and res[1]["addr"] == 0x2400
+
+
+# ---- PSUM_STORE -------------------------------------------------------------------------------
+
+
+def _psum(rng, p):
+    return rng.integers(0, 1 << 32, (p.cols, p.psum_depth), dtype=np.uint64).astype(np.uint32)
+
+
+def test_golden_psum_store_semantics():
+    """Linear PSUM addresses (entry << cbits | column), 32-bit words little-endian, faults."""
+    p = NCoreParams(rows=4, cols=3, sbuf_depth=16, psum_depth=16)  # cbits 2, column code 3 unused
+    ps = _psum(np.random.default_rng(7), p)
+    dram = np.zeros(1024, np.uint8)
+    sb = gsbuf.new_sbuf(p)
+    # Entries 2…4, all three columns, into a packed 3 × 3 int32 matrix at 0x11 (unaligned).
+    d = gdma.psum_store(Pattern(2 << 2, [(3, 1), (3, 4)]), Pattern(0x11, [(3, 4), (3, 12)]))
+    out = gdma.execute(d, p, dram, sb, psum=ps)
+    assert out.code == ErrorCode.NONE and out.elements == 9
+    got = dram[0x11 : 0x11 + 36].copy().view("<u4").reshape(3, 3)
+    np.testing.assert_array_equal(got, ps[:, 2:5].T)
+    assert not sb.any()
+    # Chunks end at PSUM entries; a chunk carries at most a beat (16 B = 4 words).
+    assert [(c.addr, c.n) for c in gdma.chunks(d, p)] == [(8, 3), (12, 3), (16, 3)]
+    long = gdma.psum_store(Pattern(1, [(10, 1)]), Pattern(0, [(10, 4)]))
+    assert [c.n for c in gdma.chunks(long, NCoreParams(cols=8, psum_depth=16))] == [4, 3, 3]
+    # Only B4 with PSUM_STORE, and B4 only with PSUM_STORE.
+    for direction, esize in ((2, 0), (2, 1), (2, 3), (0, 2), (1, 2)):
+        bad = gdma.Descriptor(direction, esize, d.dram, d.sbuf)
+        assert gdma.validate(bad, p) == (ErrorCode.BAD_DESC, 0)
+    # OVERSIZE is the PSUM's capacity (cols · psum_depth = 48), not the SBUF's (64).
+    big = gdma.psum_store(Pattern(0, [(49, 1)]), Pattern(0, [(49, 4)]))
+    assert gdma.validate(big, p) == (ErrorCode.OVERSIZE, 0)
+    # Range: the unused column code 3 of entry 0 is the first bad element; nothing after it.
+    dram[:] = 0
+    out = gdma.execute(
+        gdma.psum_store(Pattern(1, [(5, 1)]), Pattern(0x40, [(5, 4)])), p, dram, sb, psum=ps
+    )
+    assert (out.code, out.addr, out.elements) == (ErrorCode.SBUF_RANGE, 3, 2)
+    assert dram[0x40:0x48].view("<u4").tolist() == [ps[1, 0], ps[2, 0]] and not dram[0x48:].any()
+    # Entry 16 is past the end.
+    out = gdma.execute(
+        gdma.psum_store(Pattern(15 << 2, [(2, 4)]), Pattern(0x80, [(2, 4)])), p, dram, sb, psum=ps
+    )
+    assert (out.code, out.addr, out.elements) == (ErrorCode.SBUF_RANGE, 16 << 2, 1)
+
+
+def test_psum_store_directed():
+    """PSUM → DRAM on the hardware: contiguous rows, a transposed tile, a scatter, a range
+    fault on an unused column code, a write error, and recovery, with the PSUM read port
+    withheld at random."""
+    p = NCoreParams(rows=4, cols=3, sbuf_depth=16, psum_depth=16)
+    rng = np.random.default_rng(8)
+    ps = _psum(rng, p)
+    mem = rng.integers(0, 256, 8192, dtype=np.uint8)
+    faults = DramFaults([(0x1800, 0x1810, Resp.SLVERR)])
+    descs = [
+        # Every element of entries 0…15, rows of 3 columns, packed (48 words), unaligned.
+        gdma.psum_store(Pattern(0, [(3, 1), (16, 4)]), Pattern(0x103, [(48, 4)])),
+        # Transposed: DRAM row j = PSUM column j over entries 1…9.
+        gdma.psum_store(Pattern(4, [(9, 4), (3, 1)]), Pattern(0x400, [(9, 4), (3, 40)])),
+        # Scatter: DRAM innermost stride 12 (one-word bursts).
+        gdma.psum_store(Pattern(4, [(3, 1), (2, 4)]), Pattern(0x600, [(6, 12)])),
+        # Runs onto column code 3 of entry 1 (the fourth element): three are written.
+        gdma.psum_store(Pattern(4, [(8, 1)]), Pattern(0x700, [(8, 4)])),
+        # Write error in the second burst (bursts of 16 beats cross 0x1800).
+        gdma.psum_store(Pattern(0, [(3, 1), (16, 4)]), Pattern(0x17F0, [(48, 4)])),
+        gdma.psum_store(Pattern(8, [(2, 1)]), Pattern(0x900, [(2, 4)])),  # recovers
+    ]
+    for pause in (0.0, 0.4):
+        res, _, model = check_same(
+            p, descs, mem=mem.copy(), psum_init=ps, faults=faults, pause=pause, seed=3
+        )
+        assert [r["code"] for r in res] == [ErrorCode.NONE] * 3 + [
+            ErrorCode.SBUF_RANGE,
+            ErrorCode.WR_SLVERR,
+            ErrorCode.NONE,
+        ]
+        assert res[3]["addr"] == 7 and res[4]["addr"] == 0x1800
+        assert res[3]["dram"][0x700:0x70C].view("<u4").tolist() == ps[:, 1].tolist()
+    # Contiguous PSUM_STORE streams close to one beat per cycle (4 words per beat).
+    p = NCoreParams(rows=8, cols=8, sbuf_depth=64, psum_depth=64)
+    ps = _psum(rng, p)
+    d = gdma.psum_store(Pattern(0, [(512, 1)]), Pattern(0x1000, [(512, 4)]))
+    res, _, model = check_same(p, [d], mem=np.zeros(8192, np.uint8), psum_init=ps)
+    cost = gdma.cost(d, p)
+    assert model.stats["aw"] == cost["bursts"]
+    assert res[0]["cycles"] < cost["stream_cycles"] + gdma.OVERHEAD_BOUND, (res[0], cost)
+
+
+PSUM_CONFIGS = {
+    "r8c8-128": (NCoreParams(rows=8, cols=8, sbuf_depth=64, psum_depth=32), {}),
+    "r4c3-64-bf16": (
+        NCoreParams(
+            rows=4, cols=3, sbuf_depth=64, psum_depth=16, axi_data_width=64, dtypes=("int8", "bf16")
+        ),
+        {"max_burst": 4, "max_writes": 2},
+    ),
+    "r2c16-256": (
+        NCoreParams(rows=2, cols=16, sbuf_depth=32, psum_depth=16, axi_data_width=256),
+        {"max_writes": 1},
+    ),
+}
+
+
+@pytest.mark.parametrize("name", PSUM_CONFIGS)
+@pytest.mark.parametrize("pause", [0.0, 0.3])
+def test_random_psum_stores(name, pause, seed):
+    """Random PSUM_STOREs mixed with loads and stores against the golden model."""
+    p, options = PSUM_CONFIGS[name]
+    s = seed(140 + len(name) + int(pause * 10))
+    rng = np.random.default_rng(s)
+    size = 12288
+    mem = rng.integers(0, 256, size, dtype=np.uint8)
+    sb = rng.integers(0, 1 << p.lane_width, (p.rows, p.sbuf_depth)).astype(np.uint16)
+    lo = int(rng.integers(0x400, 0x2800)) & ~0xF
+    hi = lo + 16 * int(rng.integers(1, 33))
+    faults = DramFaults([(lo, hi, Resp.SLVERR if rng.random() < 0.5 else Resp.DECERR)])
+    descs = [
+        random_psum_store(rng, p, max_elems=200, dram_hi=size)
+        if rng.random() < 0.7
+        else random_descriptor(rng, p, max_elems=200, dram_hi=size)
+        for _ in range(12)
+    ]
+    check_same(p, descs, mem=mem, sbuf_init=sb, psum_init=_psum(rng, p), faults=faults,
+               pause=pause, seed=s, **options)  # fmt: skip
 
 
 # ---- random -----------------------------------------------------------------------------------

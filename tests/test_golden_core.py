@@ -946,3 +946,43 @@ def test_link_statistics_and_run_restarts_links():
     assert r.error == CoreError.DEADLOCK and len(core.link_in) == 0
     r = core.run([gp.send((0, [(3, 1)]), 4), gp.recv((0, [(3, 1)]), 2), gp.end()])
     assert r.ok and (r.stats.send_rows, r.stats.recv_rows) == (3, 3)
+
+
+@pytest.mark.parametrize("pick", [None, "reversed", "random"])
+def test_psum_store_after_matmul(pick, seed):
+    """MATMUL int8 → PSUM_STORE: the int32 results reach DRAM row-major (linear PSUM
+    addresses ``entry << cbits | column``), whatever the engines' order, and a PSUM range
+    fault is a DMA error with the linear PSUM address."""
+    p = NCoreParams(rows=4, cols=3, sbuf_depth=64, psum_depth=16)  # cbits 2
+    rng = np.random.default_rng(seed(77))
+    m = 10
+    a = rng.integers(-128, 128, (m, 4), dtype=np.int8)
+    bt = rng.integers(-128, 128, (3, 4), dtype=np.int8)
+    dram = np.zeros(1 << 14, np.uint8)
+    dram[: a.size] = a.view(np.uint8).ravel()
+    dram[0x100 : 0x100 + bt.size] = bt.view(np.uint8).ravel()
+    words = [
+        gp.dma_load((0, [(m * 4, 1)]), (0, [(m * 4, 1)]), signal=0),
+        gp.dma_load((0x100, [(12, 1)]), (32 << 2, [(12, 1)]), signal=1),
+        gp.loadw(32, 4, 3, wait=1),
+        gp.matmul((0, [(m, 1)]), 4, 3, 2, wait=0, signal=2),  # PSUM entries 2 … 11
+        gp.dma_store_psum((2 << 2, [(3, 1), (m, 4)]), (0x1001, [(3 * m, 4)]), wait=2, signal=3),
+        gp.matmul((0, [(m, 1)]), 4, 3, 2, accumulate=True, wait=3),  # after the store: 2×
+        gp.end(),
+    ]
+    order = {None: None, "reversed": list(reversed(gcore.PRIORITY)),
+             "random": np.random.default_rng(1)}[pick]  # fmt: skip
+    core = Core(p, dram)
+    res = core.run(words, pick=order)
+    assert res.ok, res
+    want = (a.astype(np.int64) @ bt.T.astype(np.int64)).astype(np.int32)
+    got = core.dram[0x1001 : 0x1001 + 12 * m].copy().view("<i4").reshape(m, 3)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(core.psum.mem[:, 2 : 2 + m].T.view(np.int32), 2 * want)
+    assert res.stats.dma_bytes_written == 12 * m
+    # Column code 3 does not exist: the fourth element faults.
+    bad = [gp.dma_store_psum((8, [(6, 1)]), (0x2000, [(6, 4)])), gp.end()]
+    res = core.run(bad)
+    assert (res.error, res.dma_code, res.address) == (CoreError.DMA, gdma.ErrorCode.SBUF_RANGE, 11)
+    assert core.dram[0x2000:0x200C].view("<i4").tolist() == (2 * want[0]).tolist()
+    assert not core.dram[0x200C:0x2018].any()

@@ -35,6 +35,7 @@ from cocotbext.axi.axi_slave import AxiSlaveRead, AxiSlaveWrite
 from cocotbext.axi.constants import AxiResp
 
 from ..golden import dma as gdma
+from ..golden import psum as gpsum
 from ..golden import sbuf as gsbuf
 from ..golden.dma import Direction, DramFaults, ErrorCode, Pattern, Resp
 from ..hw.dma import pack, status_layout
@@ -129,6 +130,56 @@ def random_descriptor(rng, p, *, max_elems: int, dram_lo=0, dram_hi=DRAM_SIZE):
     if rng.random() < 0.5:
         return gdma.load(dram, sbuf, esize)
     return gdma.store(sbuf, dram, esize)
+
+
+def random_psum_store(rng, p, *, max_elems: int, dram_lo=0, dram_hi=DRAM_SIZE):
+    """A random ``PSUM_STORE``: contiguous rows (one run when ``cols`` is a power of two),
+    a tile of columns × entries into a pitched DRAM matrix, its transpose (PSUM innermost
+    stride ``2**cbits``), or a DRAM scatter (innermost stride ≠ 4); any DRAM alignment.
+    Mostly legal; some run off the end of the PSUM or onto unused column codes."""
+    C = 1 << gpsum.cbits(p)
+    cols, depth = p.cols, p.psum_depth
+    cap = min(gpsum.capacity(p), max_elems)
+    kind = rng.choice(["contig", "tile", "transpose", "scatter"])
+    if kind == "contig":
+        if cols == C:
+            shape, p_str = [int(rng.integers(1, cap + 1)), 1, 1], [1, 0, 0]
+        else:
+            shape, p_str = [cols, int(rng.integers(1, max(1, cap // cols) + 1)), 1], [1, C, 0]
+        d_str = [4, 4 * shape[0], 0]
+    elif kind == "tile":
+        c0 = int(rng.integers(1, cols + 1))
+        c1 = int(rng.integers(1, max(1, min(cap // c0, depth)) + 1))
+        c2 = int(rng.integers(1, 3))
+        pitch = 4 * c0 + int(rng.integers(0, 24))
+        shape, p_str = [c0, c1, c2], [1, C, C * int(rng.integers(0, 3))]
+        d_str = [4, pitch, pitch * c1 + int(rng.integers(0, 64))]
+    elif kind == "transpose":  # DRAM row j = PSUM column j over c0 entries
+        c1 = int(rng.integers(1, cols + 1))
+        c0 = int(rng.integers(1, max(1, min(cap // c1, depth)) + 1))
+        shape, p_str = [c0, c1, 1], [C, 1, 0]
+        d_str = [4, 4 * c0 + int(rng.integers(0, 16)), 0]
+    else:
+        c0 = int(rng.integers(1, min(cap, 40) + 1))
+        shape, p_str = [c0, 1, 1], [int(rng.choice([1, C, C + 1])), 0, 0]
+        d_str = [int(rng.choice([0, 5, 8, 64, 4096 + 12])), 0, 0]
+    while sum((c - 1) * s for c, s in zip(shape, d_str, strict=True)) + 4 > dram_hi - dram_lo:
+        k = max(i for i in range(3) if shape[i] > 1)
+        shape[k] = max(1, shape[k] // 2)
+    extent = sum((c - 1) * s for c, s in zip(shape, d_str, strict=True)) + 4
+    d_start = int(rng.integers(dram_lo, max(dram_lo + 1, dram_hi - extent)))
+    span = sum((c - 1) * s for c, s in zip(shape, p_str, strict=True)) + 1
+    limit = 1 << gpsum.addr_bits(p)
+    if rng.random() < 0.1:  # run off the end of the PSUM
+        p_start = int(rng.integers(max(0, limit - span // 2 - 1), limit + 4))
+    else:
+        p_start = int(rng.integers(0, max(1, limit - span + 1)))
+        if cols != C:
+            p_start &= ~(C - 1)
+    return gdma.psum_store(
+        Pattern(p_start, list(zip(shape, p_str, strict=True))),
+        Pattern(d_start, list(zip(shape, d_str, strict=True))),
+    )
 
 
 def sbuf_run(p, start: int, n: int) -> Pattern:
