@@ -311,10 +311,10 @@ def gemm_model(m: int, k: int, n: int, dtype: str):
         w = rng.integers(-127, 128, (k, n), dtype=np.int8)
         nodes = [helper.make_node("QLinearMatMul", ["a", "sa", "za", "w", "sw", "zw", "sy", "zy"],
                                   ["y"])]  # fmt: skip
-        inits = [numpy_helper.from_array(w, "w")] + [
-            numpy_helper.from_array(np.array(v, dt), nm) for nm, v, dt in (
-                ("sa", 1 / 64, np.float32), ("za", 0, np.int8), ("sw", 1 / 64, np.float32),
-                ("zw", 0, np.int8), ("sy", float(k) / 64, np.float32), ("zy", 0, np.int8))]  # fmt: skip
+        q = (("sa", 1 / 64, np.float32), ("za", 0, np.int8), ("sw", 1 / 64, np.float32),
+             ("zw", 0, np.int8), ("sy", float(k) / 64, np.float32), ("zy", 0, np.int8))  # fmt: skip
+        inits = [numpy_helper.from_array(w, "w")]
+        inits += [numpy_helper.from_array(np.array(v, dt), nm) for nm, v, dt in q]
         ins = [helper.make_tensor_value_info("a", TensorProto.INT8, [m, k])]
         outs = [helper.make_tensor_value_info("y", TensorProto.INT8, [m, n])]
     else:

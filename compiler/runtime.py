@@ -22,9 +22,9 @@ from ..golden.chip import Chip
 from .codegen import Compiled
 from .ir import Tensor
 
-__all__ = ["RunResult", "BackendMismatch", "from_chip", "run", "to_chip"]
+__all__ = ["BackendMismatch", "RunResult", "from_chip", "run", "run_many", "to_chip"]
 
-BACKENDS = ("golden", "verilator", "icarus")
+BACKENDS = ("golden", "verilator", "icarus", "verilator-cocotb")
 
 
 class BackendMismatch(AssertionError):
@@ -129,11 +129,8 @@ def _check_results(results, where):
                                f"{r.index}")  # fmt: skip
 
 
-def run(compiled: Compiled, feeds: dict, *, backend: str = "golden", progress=None,
-        log: str | Path | None = None) -> RunResult:  # fmt: skip
-    """Run ``compiled`` on ``feeds`` (ONNX input name → array); see the module docstring."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+def _prepare(compiled: Compiled, feeds: dict) -> dict:
+    """Inputs into the DRAM image, then the golden run (the oracle of every backend)."""
     net = compiled.net
     missing = set(net.inputs) - set(feeds)
     if missing:
@@ -148,54 +145,78 @@ def run(compiled: Compiled, feeds: dict, *, backend: str = "golden", progress=No
             t.pack(to_chip(t, conv, feeds[name]), image)
     for t, raw in net.consts:
         t.pack(raw, image)
-    p = compiled.params
     t0 = time.perf_counter()
-    chip = Chip(p, image.copy())
+    chip = Chip(compiled.params, image.copy())
     results = chip.run(compiled.placed)
     _check_results(results, "golden model")
-    golden_s = time.perf_counter() - t0
-    final = chip.dram
-    counters = [None if r is None else _golden_counters(r) for r in results]
-    cycles = compiled.predicted["total"]
-    measured = False
-    rtl = None
-    if backend != "golden":
-        rtl = _run_rtl(compiled, image, backend, progress, log)
-        dram = np.asarray(rtl["dram"], np.uint8)[: len(final)]
-        if not np.array_equal(dram, final):
-            bad = np.flatnonzero(dram != final)
-            raise BackendMismatch(f"{backend}: DRAM differs from the golden model at "
-                                  f"{len(bad)} bytes (first at {bad[0]:#x})")  # fmt: skip
-        for c, (g, r) in enumerate(zip(results, rtl["cores"], strict=True)):
-            if g is None:
-                continue
-            if r["status"] & 8:
-                code = (r["status"] >> 8) & 0xF
-                raise BackendMismatch(f"{backend}: core {c} stopped with error code {code} "
-                                      f"at instruction {r['err_index']}")  # fmt: skip
-            hw = r["counters"]
-            hw["dma_bytes_read"] = hw.get("dma_bytes_read")
-            for key in ("macs", "matmul_rows", "act_rows", "dma_bytes_read",
-                        "dma_bytes_written", "retired"):  # fmt: skip
-                if key in hw and hw[key] != counters[c][key]:
-                    raise BackendMismatch(f"{backend}: core {c} counter {key} = {hw[key]}, "
-                                          f"golden {counters[c][key]}")  # fmt: skip
+    return {"image": image, "results": results, "final": chip.dram, "feeds": feeds,
+            "golden_s": time.perf_counter() - t0}  # fmt: skip
+
+
+def _compare(prep: dict, rtl: dict, backend: str) -> None:
+    final = prep["final"]
+    dram = np.asarray(rtl["dram"], np.uint8)[: len(final)]
+    if not np.array_equal(dram, final):
+        bad = np.flatnonzero(dram != final)
+        raise BackendMismatch(f"{backend}: DRAM differs from the golden model at "
+                              f"{len(bad)} bytes (first at {bad[0]:#x})")  # fmt: skip
+    for c, (g, r) in enumerate(zip(prep["results"], rtl["cores"], strict=True)):
+        if g is None:
+            continue
+        if r["status"] & 8:
+            code = (r["status"] >> 8) & 0xF
+            raise BackendMismatch(f"{backend}: core {c} stopped with error code {code} "
+                                  f"at instruction {r['err_index']}")  # fmt: skip
+        gold = _golden_counters(g)
+        for key in ("macs", "matmul_rows", "act_rows", "dma_bytes_read", "dma_bytes_written",
+                    "retired"):  # fmt: skip
+            if r["counters"][key] != gold[key]:
+                raise BackendMismatch(f"{backend}: core {c} counter {key} = "
+                                      f"{r['counters'][key]}, golden {gold[key]}")  # fmt: skip
+
+
+def _finish(compiled: Compiled, prep: dict, rtl: dict | None, backend: str) -> RunResult:
+    net = compiled.net
+    final = prep["final"]
+    counters = [None if r is None else _golden_counters(r) for r in prep["results"]]
+    cycles, measured = compiled.predicted["total"], False
+    if rtl is not None:
+        _compare(prep, rtl, backend)
         counters = [None if r is None else dict(r["counters"]) for r in rtl["cores"]]
-        cycles = int(rtl["wall_cycles"])
-        measured = True
+        cycles, measured = int(rtl["wall_cycles"]), True
     outputs = {}
     for name, (t, conv) in net.outputs.items():
         if t is None:  # a rearranged input: the host's work
-            outputs[name] = host_ops(np.asarray(feeds[conv["input"]]), conv["hops"])
+            outputs[name] = host_ops(np.asarray(prep["feeds"][conv["input"]]), conv["hops"])
         else:
             outputs[name] = from_chip(t, conv, final)
     report = make_report(compiled, cycles, measured, counters, backend)
-    report["golden_seconds"] = round(golden_s, 3)
+    report["golden_seconds"] = round(prep["golden_s"], 3)
     if rtl is not None:
         report["sim_seconds"] = round(float(rtl.get("run_s", 0.0)), 3)
+        sim_cycles = rtl.get("sim_cycles", cycles)
         if rtl.get("run_s"):
-            report["sim_cycles_per_second"] = round(cycles / rtl["run_s"])
+            report["sim_cycles_per_second"] = round(sim_cycles / rtl["run_s"])
+        report["simulator"] = rtl.get("simulator", backend)
     return RunResult(outputs, report, final)
+
+
+def run(compiled: Compiled, feeds: dict, *, backend: str = "golden", progress=None,
+        log: str | Path | None = None) -> RunResult:  # fmt: skip
+    """Run ``compiled`` on ``feeds`` (ONNX input name → array); see the module docstring."""
+    return run_many([(compiled, feeds)], backend=backend, progress=progress, log=log)[0]
+
+
+def run_many(jobs, *, backend: str = "golden", progress=None, log=None) -> list[RunResult]:
+    """Several ``(compiled, feeds)`` for one chip design, in one simulator run on the RTL."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    preps = [_prepare(c, f) for c, f in jobs]
+    rtl = [None] * len(jobs)
+    if backend != "golden":
+        rtl = _run_rtl([c for c, _ in jobs], [pr["image"] for pr in preps], backend, progress,
+                       log)  # fmt: skip
+    return [_finish(c, pr, r, backend) for (c, _), pr, r in zip(jobs, preps, rtl, strict=True)]
 
 
 def _golden_counters(r) -> dict:
@@ -236,15 +257,34 @@ def make_report(compiled: Compiled, cycles: int, measured: bool, counters, backe
     }
 
 
-def _run_rtl(compiled: Compiled, image, backend, progress, log):
-    from ..verif.core_run import run_chip_cases
+def _run_rtl(compiled: list, images: list, backend, progress, log) -> list[dict]:
+    """The RTL chip on each image: Verilator through the cocotb-free fast path
+    (:mod:`ncore.verif.fastsim`), Icarus (or ``backend="verilator-cocotb"``) through the
+    cocotb chip bench."""
+    params = compiled[0].params
+    if any(c.params != params for c in compiled):
+        raise ValueError("a batch of runs must share one chip design")
+    size = 1 << max(16, (max(len(im) for im in images) - 1).bit_length())
+    cases = []
+    for i, (c, im) in enumerate(zip(compiled, images, strict=True)):
+        cases.append({"name": f"model{i}", "dram": im, "programs": c.placed,
+                      "dram_bytes": len(im), "max_cycles": 50_000_000})  # fmt: skip
+    total = sum(c.predicted["total"] for c in compiled)
+    if progress is not None:
+        progress(0, total)
+    if backend == "verilator":
+        from ..verif.fastsim import run_chip_fast
 
-    size = 1 << max(16, (len(image) - 1).bit_length())
-    case = {"name": "model", "dram": image, "programs": compiled.placed,
-            "dram_bytes": len(image), "max_cycles": 50_000_000}  # fmt: skip
+        res = run_chip_fast(params, cases, dram_bytes=size, log=log)
+        for r in res:
+            r["simulator"] = "verilator (C++ fast path)"
+    else:
+        from ..verif.core_run import run_chip_cases
+
+        sim = "verilator" if backend == "verilator-cocotb" else backend
+        res = run_chip_cases(params, sim, cases, dram_bytes=size, log=log)
+        for r in res:
+            r["simulator"] = f"{sim} (cocotb)"
     if progress is not None:
-        progress(0, compiled.predicted["total"])
-    res = run_chip_cases(compiled.params, backend, [case], dram_bytes=size, log=log)[0]
-    if progress is not None:
-        progress(compiled.predicted["total"], compiled.predicted["total"])
+        progress(total, total)
     return res
