@@ -267,7 +267,7 @@ class _Core:
         sb = buf_e << pb
         lanes = self.B
         dims = [(lanes, eb, 1), (x.wp, sc, 1 << pb), (rows, sr, x.wp << pb),
-                (g, si, per_img << pb), (len(tiles), st, (g * per_img) << pb)]  # fmt: skip
+                (g, si, per_img << pb), (len(tiles), st, (t.g * per_img) << pb)]  # fmt: skip
         return _dma(prog, True, addr, sb, dims, eb, wait=wait, signal=signal), per_img
 
     def _store_rows(self, prog, y: Tensor, step, tile: int, wc: int, out_e: int, *, wait,
@@ -766,7 +766,8 @@ def _finish(p, net, mode, ems, data, top, layout, info):
             placed.append(None)
             spans.append([])
             continue
-        e.prog.add(end(wait=None))
+        # END takes the last token (DRAIN): every semaphore is back to 0 for the next program
+        e.prog.add(end(wait=e._take_pending()))
         words = list(e.prog)
         base = _align(top, isa.WORD_BYTES)
         top = base + len(words) * isa.WORD_BYTES

@@ -150,6 +150,7 @@ def _prepare(compiled: Compiled, feeds: dict) -> dict:
     results = chip.run(compiled.placed)
     _check_results(results, "golden model")
     return {"image": image, "results": results, "final": chip.dram, "feeds": feeds,
+            "placed": compiled.placed,
             "golden_s": time.perf_counter() - t0}  # fmt: skip
 
 
@@ -161,7 +162,7 @@ def _compare(prep: dict, rtl: dict, backend: str) -> None:
         raise BackendMismatch(f"{backend}: DRAM differs from the golden model at "
                               f"{len(bad)} bytes (first at {bad[0]:#x})")  # fmt: skip
     for c, (g, r) in enumerate(zip(prep["results"], rtl["cores"], strict=True)):
-        if g is None:
+        if r is None or prep["placed"][c] is None:  # an idle core
             continue
         if r["status"] & 8:
             code = (r["status"] >> 8) & 0xF
@@ -178,7 +179,8 @@ def _compare(prep: dict, rtl: dict, backend: str) -> None:
 def _finish(compiled: Compiled, prep: dict, rtl: dict | None, backend: str) -> RunResult:
     net = compiled.net
     final = prep["final"]
-    counters = [None if r is None else _golden_counters(r) for r in prep["results"]]
+    counters = [None if r is None or pl is None else _golden_counters(r)
+                for r, pl in zip(prep["results"], compiled.placed, strict=True)]  # fmt: skip
     cycles, measured = compiled.predicted["total"], False
     if rtl is not None:
         _compare(prep, rtl, backend)
