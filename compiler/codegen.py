@@ -43,6 +43,7 @@ import numpy as np
 from .. import isa
 from ..golden import core as gcore
 from ..golden import cycles as gcycles
+from ..golden import psum as gpsum
 from ..golden import sbuf as gsbuf
 from ..golden.program import (
     Program,
@@ -52,6 +53,7 @@ from ..golden.program import (
     barrier,
     dma_load,
     dma_store,
+    dma_store_psum,
     end,
     loadw,
     matmul,
@@ -61,7 +63,7 @@ from .ir import MatLayer, Net, Tensor, Unsupported, VecLayer
 
 __all__ = ["Compiled", "compile_net"]
 
-IN, PFULL, OFULL, DRAIN, VIN, BAR = range(6)
+IN, PFULL, OFULL, DRAIN, VIN, BAR, PSTORE = range(7)
 _MAX_COUNT = (1 << 16) - 1
 _ESIZE = {1: 0, 2: 1}
 
@@ -90,7 +92,7 @@ def _dma_dims(dims):
     return out or [(1, 0, 0)]
 
 
-def _dma(prog: Program, load: bool, dram: int, sbuf: int, dims, ebytes: int, *, wait=None,
+def _dma(prog: Program, load, dram: int, sbuf: int, dims, ebytes: int, *, wait=None,
          signal=None) -> int:  # fmt: skip
     """Emit one or more DMA instructions moving ``dims``; ``wait`` goes on the first and
     ``signal`` on the last (the DMA queue signals in order). Returns the count emitted."""
@@ -108,7 +110,9 @@ def _dma(prog: Program, load: bool, dram: int, sbuf: int, dims, ebytes: int, *, 
         sd = [(c, ss) for c, _, ss in inner]
         kw = {"wait": wait if j == 0 else None,
               "signal": signal if j == len(combos) - 1 else None}  # fmt: skip
-        if load:
+        if load == "psum":
+            prog.add(dma_store_psum((s, sd), (d, dd), **kw))
+        elif load:
             prog.add(dma_load((d, dd), (s, sd), _ESIZE[ebytes], **kw))
         else:
             prog.add(dma_store((s, sd), (d, dd), _ESIZE[ebytes], **kw))
@@ -370,9 +374,10 @@ class _Core:
                             prog.add(loadw(e, kc, wc, wait=IN if first else None))
                             first = False
                             nmm += 1
+                            done = PSTORE if y.etype == "int32" else PFULL
                             prog.add(matmul(mov, kc, wc, pe + j * rows_step, dtype=layer.dtype,
                                             accumulate=acc,
-                                            signal=PFULL if nmm == total else None))  # fmt: skip
+                                            signal=done if nmm == total else None))  # fmt: skip
                             acc = True
 
         def post(i):
@@ -391,14 +396,31 @@ class _Core:
                                  wait=OFULL if j == 0 else None,
                                  signal=DRAIN if final and j == ng - 1 else None)  # fmt: skip
 
+        def psum_stores(i, final):
+            # int32 results leave the core from PSUM (DMA PSUM_STORE), row-major N×H×W×C
+            n, g, oy, ob = steps[i]
+            pe = (i % 2) * ng * rows_step
+            cb = gpsum.cbits(p)
+            for j, t in enumerate(ptiles):
+                wc = min(B, y.c - t * B)
+                addr = y.addr + (((n * y.h + oy) * y.w) * y.c + t * B) * 4
+                dims = [(wc, 4, 1), (y.w, y.c * 4, 1 << cb), (ob, y.w * y.c * 4, y.w << cb),
+                        (g, y.h * y.w * y.c * 4, (ob * y.w) << cb)]  # fmt: skip
+                _dma(prog, "psum", addr, (pe + j * rows_step) << cb, dims, 4,
+                     wait=PSTORE if j == 0 else None,
+                     signal=DRAIN if final and j == ng - 1 else None)  # fmt: skip
+
         prologue()
         loads(0)
         for i in range(len(steps)):
             if i + 1 < len(steps):
                 loads(i + 1)
             compute(i)
-            post(i)
-            stores(i, final=i == len(steps) - 1)
+            if y.etype == "int32":
+                psum_stores(i, final=i == len(steps) - 1)
+            else:
+                post(i)
+                stores(i, final=i == len(steps) - 1)
         self.pending = DRAIN
 
     def _post_act(self, src, dst, n, layer, par, *, wait, signal):
@@ -818,8 +840,8 @@ def compile_net(params: NCoreParams, net: Net, *, mode: str = "data", cores: int
         raise ValueError(f"cores must be in 1…{p.cores}, not {cores}")
     if mode not in ("data", "pipeline", "auto"):
         raise ValueError(f"mode must be data, pipeline or auto, not {mode!r}")
-    if p.semaphores < 6:
-        raise Unsupported("the compiler needs 6 semaphores per core")
+    if p.semaphores < 7:
+        raise Unsupported("the compiler needs 7 semaphores per core")
     for layer in net.layers:
         dt = layer.dtype if isinstance(layer, MatLayer) else layer.in_type
         if dt != "int8" and dt not in p.dtypes:

@@ -127,6 +127,15 @@ class Pend:
 
 
 @dataclass
+class IntOut:
+    """An int32 result in DRAM (row-major), from MatMulInteger/ConvInteger."""
+
+    t: Tensor
+    shape: tuple
+    view: str
+
+
+@dataclass
 class TView:
     """A 2-D transpose of a runtime tensor (usable as the B operand of MatMul/Gemm)."""
 
@@ -295,6 +304,8 @@ class _Importer:
                                         "dtype": v.onnx_dtype})  # fmt: skip
         elif isinstance(v, F):
             self.outputs[name] = (v.t, {"kind": "float", "view": v.view, "shape": v.shape})
+        elif isinstance(v, IntOut):
+            self.outputs[name] = (v.t, {"kind": "int32", "view": v.view, "shape": v.shape})
         elif isinstance(v, HostIn):  # a graph input only rearranged: done on the host
             self.outputs[name] = (None, {"kind": "host", "input": v.name, "hops": v.hops,
                                          "shape": v.shape})  # fmt: skip
@@ -924,6 +935,48 @@ class _Importer:
         return F(y, out_shape, "nchw")
 
     # -- integer operators --
+    def op_MatMulInteger(self, node, a, b, za=None, zb=None):
+        return self.integer_op(node, "MatMul", a, b, za, zb)
+
+    def op_ConvInteger(self, node, x, w, zx=None, zw=None):
+        return self.integer_op(node, "Conv", x, w, zx, zw)
+
+    def integer_op(self, node, kind, a, b, za, zb):
+        """int32 results (PSUM_STORE): the integer layer with scale 1, stored from PSUM."""
+        if not isinstance(a, I):
+            raise self.node_err(node, "the first input must be an int8/uint8 tensor")
+        zin = self.const(node.input[2], node).v if za is not None else np.zeros((), np.int64)
+        if np.size(zin) != 1:
+            raise self.node_err(node, "per-row zero points of the first input")
+        da = DQ(a, 1.0, int(np.asarray(zin).reshape(-1)[0]))
+        if da.chip_zp != 0:
+            # Σ (a − za)·w needs −za'·Σw added to every result; PSUM_STORE has no bias
+            # stage, so only inputs whose chip zero point is 0 (int8 with a_zero_point 0)
+            raise self.node_err(node, "an input zero point (or a uint8 input) needs a bias "
+                                "that the int32 PSUM path cannot add")  # fmt: skip
+        wc = self.const(node.input[1], node)
+        zw = self.const(node.input[3], node).v if zb is not None else np.zeros((), np.int64)
+        axis = 1 if kind == "MatMul" else 0
+        if np.size(zw) > 1 and kind == "MatMul":
+            zw = np.asarray(zw).reshape(1, -1)
+        q = wc.v
+        wq = C(q.astype(np.float32), (q, np.float64(1.0), zw, axis))
+        self.env["__int_w"] = wq
+        self.env["__int_x"] = da
+        fake = helper.make_node(kind, ["__int_x", "__int_w"], [node.output[0]],
+                                name=node.name or kind.lower() + "integer")  # fmt: skip
+        fake.attribute.extend(node.attribute)
+        pend = self.op_Conv(fake, da, wq) if kind == "Conv" else self.matmul(fake, da, wq, None,
+                                                                            1.0, 1.0)  # fmt: skip
+        layer = pend.make(1.0, 0, False)
+        old = layer.y
+        y = self.new_tensor(node.output[0], (old.n, old.h, old.w, old.c), "int32")
+        self.tensors.remove(old)
+        layer.y = y
+        layer.ops = node.op_type
+        self.layers.append(layer)
+        return IntOut(y, pend.shape, pend.view)
+
     def op_QLinearMatMul(self, node, a, sa, za, b, sb, zb, sy, zy):
         da = self.dq_of(node, a, 1, 2)
         db = self.dq_const_or(node, b, 4, 5, 1)

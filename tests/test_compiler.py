@@ -249,3 +249,32 @@ def test_programs_never_read_stale_memory(digits, mode):
             core.psum.mem[...] = junk.astype(core.psum.mem.dtype)
         chip.run(c.placed)
         assert np.array_equal(chip.dram, prep["final"]), name
+
+
+def integer_model():
+    """MatMulInteger (uint8 weights with a zero point: two int8 terms) and ConvInteger
+    (stride, pads) with int32 outputs, which leave the core through DMA PSUM_STORE."""
+    rng = np.random.default_rng(0)
+    w = rng.integers(0, 256, (20, 11), dtype=np.uint8)
+    wc = rng.integers(-128, 128, (5, 3, 3, 3), dtype=np.int8)
+    nodes = [helper.make_node("MatMulInteger", ["a", "w", "", "zw"], ["y"]),
+             helper.make_node("ConvInteger", ["x", "wc"], ["z"], pads=[1, 1, 1, 1],
+                              strides=[2, 1])]  # fmt: skip
+    vi = helper.make_tensor_value_info
+    g = helper.make_graph(nodes, "g", [vi("a", TensorProto.INT8, [7, 20]),
+                                       vi("x", TensorProto.INT8, [2, 3, 6, 5])],
+                          [vi("y", TensorProto.INT32, [7, 11]), vi("z", TensorProto.INT32, None)],
+                          [numpy_helper.from_array(w, "w"),
+                           numpy_helper.from_array(np.array(100, np.uint8), "zw"),
+                           numpy_helper.from_array(wc, "wc")])  # fmt: skip
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)])
+    feeds = {"a": rng.integers(-128, 128, (7, 20), dtype=np.int8),
+             "x": rng.integers(-128, 128, (2, 3, 6, 5), dtype=np.int8)}  # fmt: skip
+    return m, feeds
+
+
+def test_integer_ops_exact():
+    m, feeds = integer_model()
+    ref = ReferenceEvaluator(m).run(None, feeds)
+    r = run(compile_net(P, import_model(m)), feeds)
+    assert np.array_equal(r.outputs["y"], ref[0]) and np.array_equal(r.outputs["z"], ref[1])
