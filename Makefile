@@ -1,10 +1,11 @@
 # ncore — the Makefile only names workflows; the work is done by scripts/ and the ncore CLI.
 #
-#   make sim      simulate (Verilator) and print a summary   [ROWS COLS DTYPES DTYPE SEED WAVES SIM]
+#   make sim      the digits CNN on the chip (Verilator), summary [ROWS COLS DTYPES DTYPE SEED WAVES SIM]
 #   make verilog  write Verilog + params.json under build/   [ROWS COLS DTYPES CORES TOP OUT]
 #   make test     the regression, both simulators            [SEED SIMS JOBS]
 #   make lint     ruff + verilator --lint-only -Wall         [ROWS COLS DTYPES]
 #   make bench    benchmark suite -> build/bench/results.json
+#   make synth    Yosys + nextpnr-ecp5 (LFE5U-85F): cells, Fmax -> build/synth/results.json
 #   make clean    remove build/
 #
 # Every target first runs scripts/setup.sh, which installs the Debian packages and the
@@ -43,6 +44,9 @@ lint: setup
 
 bench: setup
 	@$(PY) -m ncore.scripts.bench
+
+synth: setup
+	@$(PY) -m ncore.scripts.synth
 
 clean:
 	rm -rf build

@@ -278,3 +278,12 @@ def test_integer_ops_exact():
     ref = ReferenceEvaluator(m).run(None, feeds)
     r = run(compile_net(P, import_model(m)), feeds)
     assert np.array_equal(r.outputs["y"], ref[0]) and np.array_equal(r.outputs["z"], ref[1])
+
+
+def test_readme_conformance_table_is_current():
+    """The README's conformance table is what the suite gives today (regenerate with
+    ``python -m ncore.scripts.readme``)."""
+    from ncore.scripts import readme
+
+    text = readme.README.read_text()
+    assert readme.render(text) == text
