@@ -212,7 +212,7 @@ class _Core:
         x, y = layer.x, layer.y
         taps = layer.kh * layer.kw
         nci = 1 if layer.depthwise else x.ct
-        per_tile_w = nci * taps * len(layer.w) * B + self.pieces3
+        per_tile_w = nci * taps * len(layer.w) * B + self.pieces3 + self._npass(layer) * B + 1
         ow = y.w
         for ng in range(ntiles, 0, -1):
             w_entries = ng * per_tile_w
@@ -239,6 +239,9 @@ class _Core:
             f"layer {layer.name}: one output row does not fit the SBUF/PSUM "
             f"({p.sbuf_depth}/{p.psum_depth} entries); split the layer"
         )
+
+    def _npass(self, layer) -> int:
+        return self.consts.get((layer.name, "npass"), 0) if isinstance(layer, MatLayer) else 0
 
     def _steps(self, layer, part, t: _Tiling):
         """(n, g images, oy0, ob rows) per step."""
@@ -305,6 +308,9 @@ class _Core:
         ci_list = (lambda t: [t]) if layer.depthwise else (lambda t: list(range(nci)))
         wt_entries = (1 if layer.depthwise else nci) * taps * nw * B
         w_e = sb(ng * wt_entries)
+        npass = self._npass(layer)
+        wb_e = sb(ng * npass * B)
+        one_e = sb(1)
         per_img = tl.rows_in * x.wp
         in_sz = nci * tl.g * per_img
         in_e = [sb(in_sz), sb(in_sz)]
@@ -343,6 +349,11 @@ class _Core:
                             a = wt.addr + c * st + t * B * si
                             dims = [(kc, eb, 1), (wc, si, 1 << pb)]
                         _dma(prog, True, a, e << pb, dims, eb)
+            if npass:
+                waddr = self.consts[(layer.name, "wb")] + t0 * npass * B * B
+                _dma(prog, True, waddr, wb_e << pb, [(B, 1, 1), (ng * npass * B, B, 1 << pb)],
+                     1)  # fmt: skip
+                _dma(prog, True, self.consts[(layer.name, "one")], one_e << pb, [(B, 1, 1)], 1)
 
         def loads(i):
             self._load_rows(prog, layer, x, steps[i], tl, in_e[i % 2], wait=None, signal=IN,
@@ -352,7 +363,8 @@ class _Core:
             n, g, oy, ob = steps[i]
             pe = (i % 2) * ng * rows_step
             first, nmm = True, 0
-            total = sum(len(ci_list(t)) for t in ptiles) * taps * nw
+            total = sum(len(ci_list(t)) for t in ptiles) * taps * nw + ng * npass
+            done = PSTORE if y.etype == "int32" else PFULL
             for j, t in enumerate(ptiles):
                 wc = min(B, y.c - t * B)
                 acc = False
@@ -374,11 +386,17 @@ class _Core:
                             prog.add(loadw(e, kc, wc, wait=IN if first else None))
                             first = False
                             nmm += 1
-                            done = PSTORE if y.etype == "int32" else PFULL
                             prog.add(matmul(mov, kc, wc, pe + j * rows_step, dtype=layer.dtype,
                                             accumulate=acc,
                                             signal=done if nmm == total else None))  # fmt: skip
                             acc = True
+                for q in range(npass):  # the PSUM bias: a constant row through V[q]
+                    prog.add(loadw(wb_e + (j * npass + q) * B, B, wc))
+                    nmm += 1
+                    const = (one_e, [(y.w, 0), (ob, 0), (g, 0)])
+                    prog.add(matmul(const, B, wc, pe + j * rows_step, dtype="int8",
+                                    accumulate=True,
+                                    signal=done if nmm == total else None))  # fmt: skip
 
         def post(i):
             pe = (i % 2) * ng * rows_step
@@ -610,6 +628,29 @@ def _align(a, n=64):
     return -(-a // n) * n
 
 
+#: The constant SBUF row the bias MATMULs stream (lane 0 is 1 so every integer is reachable).
+def _bias_row(B: int) -> np.ndarray:
+    return np.array([1] + [127] * (B - 1), np.int8)
+
+
+def bias_passes(bias, B: int) -> np.ndarray:
+    """int8 weight tiles ``V[pass][k][n]`` with ``Σ_pass Σ_k row[k]·V[pass][k][n] = bias[n]``
+    for the constant row :func:`_bias_row` (greedy, largest lane first)."""
+    row = _bias_row(B).astype(np.int64)
+    rest = np.asarray(bias, np.int64).copy()
+    passes = []
+    while np.any(rest):
+        v = np.zeros((B, len(rest)), np.int64)
+        for k in np.argsort(-np.abs(row), kind="stable"):
+            q = np.clip(np.trunc(rest / row[k]).astype(np.int64), -128, 127)
+            v[k] = q
+            rest -= q * row[k]
+        passes.append(v)
+        if len(passes) > 1 << 12:  # pragma: no cover - |bias| < 2^31 needs far fewer
+            raise Unsupported("a PSUM bias too large")
+    return np.array(passes, np.int8).reshape(-1, B, len(rest))
+
+
 def _post_block(p: NCoreParams, post, etype: str, ch: int) -> np.ndarray:
     """The DRAM parameter block (scale, bias, shift per lane) of ``post`` over ``ch`` lanes."""
 
@@ -662,6 +703,14 @@ def _layer_consts(p: NCoreParams, layer, B) -> dict:
                         w[:, i0:i1, o0:o1], (0, 2, 1)
                     )
         out["w"] = blk
+    if layer.acc_bias is not None:
+        n = layer.y.c
+        v = bias_passes(np.pad(layer.acc_bias, (0, nco * B - n)), B)  # [pass][k][n]
+        wb = np.zeros((nco, len(v), B, B), np.int8)  # [t][pass][col j][row k]
+        for t in range(nco):
+            wb[t] = np.transpose(v[:, :, t * B : (t + 1) * B], (0, 2, 1))
+        out["wb"] = wb
+        out["one"] = np.tile(_bias_row(B), 1)
     return out
 
 
@@ -687,8 +736,10 @@ def _assign(net: Net, p: NCoreParams, B: int):
                 top = addr + len(raw)
                 layout[f"{layer.name}.{kind}{k if len(vals) > 1 else ''}"] = (addr, len(raw))
                 regions.append(_Region(addr))
-            if kind == "w":
+            if kind in ("w", "wb", "one"):
                 consts[(layer.name, kind)] = regions[0].addr
+                if kind == "wb":
+                    consts[(layer.name, "npass")] = v.shape[1]
             elif isinstance(layer, VecLayer):
                 consts[(layer.name, kind)] = regions
             else:

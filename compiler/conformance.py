@@ -74,7 +74,8 @@ def cases(ops=CASE_OPS) -> list[Case]:
         if op not in ops:
             continue
         ins, outs = t.data_sets[0]
-        conv = [numpy_helper.to_array(v) if isinstance(v, onnx.TensorProto) else v
+        conv = [numpy_helper.to_array(v) if isinstance(v, onnx.TensorProto) else
+                np.asarray(v) if isinstance(v, np.generic) else v
                 for v in list(ins) + list(outs)]  # fmt: skip
         if any(not isinstance(v, np.ndarray) for v in conv):
             continue  # sequences/optionals: not tensor operators

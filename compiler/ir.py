@@ -179,6 +179,9 @@ class MatLayer:
     #: runtime weights: ``(Tensor, transposed)`` — w[k, n] read from a 2-D chip tensor
     w_tensor: tuple | None = None
     ops: str = ""  #: the ONNX nodes this layer came from
+    #: int32 outputs only: a per-channel constant added in PSUM (extra MATMULs of a constant
+    #: SBUF row; :func:`ncore.compiler.codegen.bias_passes`)
+    acc_bias: np.ndarray | None = None
 
     @property
     def macs(self) -> int:

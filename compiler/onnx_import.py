@@ -949,11 +949,6 @@ class _Importer:
         if np.size(zin) != 1:
             raise self.node_err(node, "per-row zero points of the first input")
         da = DQ(a, 1.0, int(np.asarray(zin).reshape(-1)[0]))
-        if da.chip_zp != 0:
-            # Σ (a − za)·w needs −za'·Σw added to every result; PSUM_STORE has no bias
-            # stage, so only inputs whose chip zero point is 0 (int8 with a_zero_point 0)
-            raise self.node_err(node, "an input zero point (or a uint8 input) needs a bias "
-                                "that the int32 PSUM path cannot add")  # fmt: skip
         wc = self.const(node.input[1], node)
         zw = self.const(node.input[3], node).v if zb is not None else np.zeros((), np.int64)
         axis = 1 if kind == "MatMul" else 0
@@ -974,6 +969,8 @@ class _Importer:
         self.tensors.remove(old)
         layer.y = y
         layer.ops = node.op_type
+        if np.any(layer.post.bias):  # Σ (a − za)·w = Σ a'·w − za'·Σw: added in PSUM
+            layer.acc_bias = np.asarray(layer.post.bias, np.int64)
         self.layers.append(layer)
         return IntOut(y, pend.shape, pend.view)
 

@@ -252,23 +252,26 @@ def test_programs_never_read_stale_memory(digits, mode):
 
 
 def integer_model():
-    """MatMulInteger (uint8 weights with a zero point: two int8 terms) and ConvInteger
-    (stride, pads) with int32 outputs, which leave the core through DMA PSUM_STORE."""
+    """MatMulInteger (uint8 input and weights with zero points: weights as two int8 terms,
+    the input zero point as a bias added in PSUM) and ConvInteger (stride, pads, an input
+    zero point) with int32 outputs, which leave the core through DMA PSUM_STORE."""
     rng = np.random.default_rng(0)
     w = rng.integers(0, 256, (20, 11), dtype=np.uint8)
     wc = rng.integers(-128, 128, (5, 3, 3, 3), dtype=np.int8)
-    nodes = [helper.make_node("MatMulInteger", ["a", "w", "", "zw"], ["y"]),
-             helper.make_node("ConvInteger", ["x", "wc"], ["z"], pads=[1, 1, 1, 1],
+    nodes = [helper.make_node("MatMulInteger", ["a", "w", "za", "zw"], ["y"]),
+             helper.make_node("ConvInteger", ["x", "wc", "zx"], ["z"], pads=[1, 1, 1, 1],
                               strides=[2, 1])]  # fmt: skip
     vi = helper.make_tensor_value_info
-    g = helper.make_graph(nodes, "g", [vi("a", TensorProto.INT8, [7, 20]),
+    g = helper.make_graph(nodes, "g", [vi("a", TensorProto.UINT8, [7, 20]),
                                        vi("x", TensorProto.INT8, [2, 3, 6, 5])],
                           [vi("y", TensorProto.INT32, [7, 11]), vi("z", TensorProto.INT32, None)],
                           [numpy_helper.from_array(w, "w"),
                            numpy_helper.from_array(np.array(100, np.uint8), "zw"),
+                           numpy_helper.from_array(np.array(37, np.uint8), "za"),
+                           numpy_helper.from_array(np.array(-5, np.int8), "zx"),
                            numpy_helper.from_array(wc, "wc")])  # fmt: skip
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)])
-    feeds = {"a": rng.integers(-128, 128, (7, 20), dtype=np.int8),
+    feeds = {"a": rng.integers(0, 256, (7, 20), dtype=np.uint8),
              "x": rng.integers(-128, 128, (2, 3, 6, 5), dtype=np.int8)}  # fmt: skip
     return m, feeds
 

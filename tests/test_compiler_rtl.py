@@ -28,7 +28,8 @@ PF = NCoreParams(cores=2, rows=4, cols=4, dtypes=("int8", "bf16"), sbuf_depth=10
                  psum_depth=256)  # fmt: skip
 
 INT_CASES = ["test_qlinearmatmul_2D_int8_float32", "test_qlinearmatmul_2D_uint8_float32",
-             "test_maxpool_2d_uint8"]  # fmt: skip
+             "test_maxpool_2d_uint8", "test_matmulinteger", "test_convinteger_with_padding",
+             "test_qlinearconv"]  # fmt: skip
 FLOAT_CASES = ["test_conv_with_strides_and_asymmetric_padding", "test_maxpool_2d_pads",
                "test_averagepool_2d_strides", "test_globalaveragepool", "test_gemm_alpha",
                "test_relu", "test_add"]  # fmt: skip
