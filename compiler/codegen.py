@@ -214,31 +214,52 @@ class _Core:
         nci = 1 if layer.depthwise else x.ct
         per_tile_w = nci * taps * len(layer.w) * B + self.pieces3 + self._npass(layer) * B + 1
         ow = y.w
+        nw = len(layer.w) + self._npass(layer)
+        best, best_cost = None, None
         for ng in range(ntiles, 0, -1):
-            w_entries = ng * per_tile_w
-            pmax = p.psum_depth // (2 * ng)
-            free = p.sbuf_depth - w_entries
-            if pmax < ow or free <= 0:
+            tl = self._fit(layer, n_img, ng, per_tile_w)
+            if tl is None:
                 continue
-            # whole images per step
-            if y.h * ow <= pmax:
-                g = min(n_img, pmax // (y.h * ow))
-                while g >= 1:
-                    need = 2 * x.ct * g * x.hp * x.wp + 2 * ng * g * y.h * ow
-                    if need <= free:
-                        return _Tiling(ng, g, y.h, x.hp, True)
-                    g -= 1
-            ob = min(y.h, pmax // ow)
-            while ob >= 1:
-                ri = _rows_in(layer, ob)
-                need = 2 * x.ct * ri * x.wp + 2 * ng * ob * ow
-                if need <= free:
-                    return _Tiling(ng, 1, ob, ri, False)
-                ob -= 1
+            # cycles ≈ MATMULs × (rows + fixed overhead), over every pass and step, plus
+            # reloading the weights and the inputs once per pass (bus: 16 B/cycle)
+            passes = -(-ntiles // ng)
+            steps = -(-n_img // tl.g) * -(-y.h // tl.ob)
+            rows = tl.g * tl.ob * ow
+            mms = ntiles * nci * taps * nw * steps
+            cost = mms * (rows + 12) + passes * (x.nbytes // 16) + ntiles * per_tile_w * B // 16
+            if best_cost is None or cost < best_cost:
+                best, best_cost = tl, cost
+        if best is not None:
+            return best
         raise Unsupported(
             f"layer {layer.name}: one output row does not fit the SBUF/PSUM "
             f"({p.sbuf_depth}/{p.psum_depth} entries); split the layer"
         )
+
+    def _fit(self, layer, n_img, ng, per_tile_w):
+        """The largest step (images, or rows of one image) for ``ng`` tiles per pass."""
+        p, x, y = self.p, layer.x, layer.y
+        ow = y.w
+        w_entries = ng * per_tile_w
+        pmax = p.psum_depth // (2 * ng)
+        free = p.sbuf_depth - w_entries
+        if pmax < ow or free <= 0:
+            return None
+        if y.h * ow <= pmax:  # whole images per step
+            g = min(n_img, pmax // (y.h * ow))
+            while g >= 1:
+                need = 2 * x.ct * g * x.hp * x.wp + 2 * ng * g * y.h * ow
+                if need <= free:
+                    return _Tiling(ng, g, y.h, x.hp, True)
+                g -= 1
+        ob = min(y.h, pmax // ow)
+        while ob >= 1:
+            ri = _rows_in(layer, ob)
+            need = 2 * x.ct * ri * x.wp + 2 * ng * ob * ow
+            if need <= free:
+                return _Tiling(ng, 1, ob, ri, False)
+            ob -= 1
+        return None
 
     def _npass(self, layer) -> int:
         return self.consts.get((layer.name, "npass"), 0) if isinstance(layer, MatLayer) else 0
