@@ -104,6 +104,21 @@ def bench_dma() -> dict:
     return res
 
 
+def _machine() -> dict:
+    import os
+    import platform
+
+    from ..verif.runner import setup_environment
+
+    setup_environment()
+    ver = subprocess.run(["verilator", "--version"], capture_output=True, text=True).stdout
+    ivl = subprocess.run(["iverilog", "-V"], capture_output=True, text=True).stdout
+    return {"cpus": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(), "verilator": ver.strip(),
+            "iverilog": ivl.splitlines()[0] if ivl else "",
+            "date": time.strftime("%Y-%m-%d")}  # fmt: skip
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="ncore-bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="one small design per block")
@@ -123,6 +138,16 @@ def main(argv=None) -> int:
 
     results["chip_gemm"] = bench_data_parallel(*(64, 64, 64) if args.quick else (256, 256, 256))
     results["chip_mlp"] = bench_mlp()
+    from . import bench_fastsim, bench_models
+
+    fast = bench_fastsim.measure(*(64, 64, 64) if args.quick else (256, 256, 256), verbose=False)
+    results["fastsim"] = {k: v for k, v in fast.items() if isinstance(v, (int, float, bool, str))}
+    print(f"fast path (Verilator, no cocotb): {fast['cycles_per_s']:,.0f} cycles/s on the "
+          f"chip GEMM ({fast['cycles']} cycles)", flush=True)  # fmt: skip
+    results.update(bench_models.measure(args.quick))
+    results["machine"] = _machine()
+    for png in bench_models.plots(results):
+        print(f"bench: wrote {png}")
     path = Path(out / "results.json")
     path.write_text(json.dumps(results, indent=2) + "\n")
     print(f"bench: wrote {path}")
