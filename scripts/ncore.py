@@ -99,6 +99,10 @@ def cmd_sim(args) -> int:
     if args.block == "digits":
         from ..compiler.cli import cmd_demo
 
+        params = params_from_args(args)
+        if args.dtype not in params.dtypes:
+            raise CliError(f"dtype {args.dtype} is not built into this design (dtypes: "
+                           f"{','.join(params.dtypes)}); add it with DTYPES=")  # fmt: skip
         return cmd_demo(args)
     if args.block == "chip":
         return _sim_chip(args)

@@ -69,9 +69,10 @@ def test_sim_core_gemm_passes(sim):
 
 @pytest.mark.sim
 def test_sim_chip_gemm_passes(sim):
-    """``ncore sim`` (what ``make sim`` runs): a GEMM split over the chip's cores."""
+    """``ncore sim --block chip``: a GEMM split over the chip's cores."""
     r = subprocess.run(
-        [sys.executable, "-m", "ncore.scripts.ncore", "sim", "--sim", sim, "--gemm", "32", "16",
+        [sys.executable, "-m", "ncore.scripts.ncore", "sim", "--block", "chip", "--sim", sim,
+         "--gemm", "32", "16",
          "16", "--cores", "2", "--sbuf-depth", "256", "--psum-depth", "64"],
         capture_output=True, text=True, timeout=900,
     )  # fmt: skip
@@ -79,3 +80,18 @@ def test_sim_chip_gemm_passes(sim):
     lines = r.stdout.splitlines()
     assert lines[-1] == "PASS"
     assert any("aggregate utilisation" in line for line in lines)
+
+
+@pytest.mark.sim
+def test_sim_digits_demo(sim):
+    """``ncore sim`` (what ``make sim`` runs): the digits CNN on the 4-core chip."""
+    r = subprocess.run(
+        [sys.executable, "-m", "ncore.scripts.ncore", "sim", "--sim", sim, "--images",
+         "40" if sim == "verilator" else "4"],
+        capture_output=True, text=True, timeout=1200,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[-1] == "PASS"
+    assert any("accuracy" in line and "onnxruntime" in line for line in lines)
+    assert any(line.startswith("conv2") for line in lines)
