@@ -201,9 +201,43 @@ class _Core:
         if part.n1 > part.n0 and part.tiles:
             if isinstance(part.layer, MatLayer):
                 self._mat(part)
+            elif part.layer.kind == "transpose":
+                self._transpose(part)
             else:
                 self._vec(part)
         self.spans.append((part.layer.name, start, len(self.prog)))
+
+    # -- 2-D transpose (DMA only) --------------------------------------------------------------
+
+    def _transpose(self, part: _LayerPart):
+        """``y[c, r] = x[r, c]``: each chunk of ``y`` rows is gathered into the SBUF with ``x``'s
+        rows on the partitions (a strided DMA per source channel tile), then stored as
+        ``y`` rows. A load waits for the previous store (OFULL), a store for its load (VIN)."""
+        layer = part.layer
+        p, B, pb, prog = self.p, self.B, self.pb, self.prog
+        x, y = layer.x, layer.y
+        st, si, _, _ = x.strides()
+        sty, siy, _, _ = y.strides()
+        eb = x.ebytes
+        chunk = max(B, (p.sbuf_depth // B) * B)
+        jobs = [(rt, c0, min(part.n1, c0 + chunk)) for rt in part.tiles
+                for c0 in range(part.n0, part.n1, chunk)]  # fmt: skip
+        wait = self._take_pending()
+        for k, (rt, c0, c1) in enumerate(jobs):
+            rb = min(B, y.c - rt * B)
+            tiles = range(c0 // B, -(-c1 // B))
+            for j, ct in enumerate(tiles):
+                cc0, cc1 = max(c0, ct * B), min(c1, (ct + 1) * B)
+                addr = x.addr + ct * st + rt * B * si + (cc0 % B) * eb
+                last = j == len(tiles) - 1
+                _dma(prog, True, addr, (cc0 - c0) << pb, [(rb, si, 1), (cc1 - cc0, eb, 1 << pb)],
+                     eb, wait=(wait if k == 0 else OFULL) if j == 0 else None,
+                     signal=VIN if last else None)  # fmt: skip
+            final = k == len(jobs) - 1
+            _dma(prog, False, y.addr + rt * sty + c0 * siy, 0,
+                 [(rb, eb, 1), (c1 - c0, siy, 1 << pb)], eb, wait=VIN,
+                 signal=DRAIN if final else OFULL)  # fmt: skip
+        self.pending = DRAIN
 
     # -- the mat kernel ------------------------------------------------------------------------
 

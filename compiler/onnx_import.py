@@ -306,6 +306,9 @@ class _Importer:
             self.outputs[name] = (v.t, {"kind": "float", "view": v.view, "shape": v.shape})
         elif isinstance(v, IntOut):
             self.outputs[name] = (v.t, {"kind": "int32", "view": v.view, "shape": v.shape})
+        elif isinstance(v, TView):
+            self.env[name] = self.transpose_2d(_named(name), v.of)
+            return self.finish_output(name)
         elif isinstance(v, HostIn):  # a graph input only rearranged: done on the host
             self.outputs[name] = (None, {"kind": "host", "input": v.name, "hops": v.hops,
                                          "shape": v.shape})  # fmt: skip
@@ -385,6 +388,27 @@ class _Importer:
         if len(shape) == 2 and perm == [1, 0]:
             return TView(x)
         raise self.node_err(node, f"transpose {perm} of a runtime tensor changes the layout")
+
+    def transpose_2d(self, node, v):
+        """A 2-D runtime tensor transposed on the chip (a DMA-only layer)."""
+        if isinstance(v, TView):
+            return v.of
+        if isinstance(v, HostIn):
+            return HostIn(v.name, v.shape[::-1], v.orig, v.hops + (("transpose", (1, 0)),))
+        inner = v.i if isinstance(v, DQ) else v
+        if not isinstance(inner, (I, F)) or len(inner.shape) != 2 or inner.view == "flat":
+            raise self.node_err(node, "transposing this operand")
+        t = inner.t
+        y = self.new_tensor(node.output[0] + ".T", (t.c, 1, 1, t.n), t.etype)
+        one = np.ones(t.n)
+        post = Post(np.zeros(t.n), one, np.zeros(t.n, np.int64))
+        self.layers.append(VecLayer((node.name or y.name) + ".transpose", "transpose", t, y, post,
+                                    in_type=t.etype, ops="Transpose"))  # fmt: skip
+        shape = inner.shape[::-1]
+        if isinstance(inner, F):
+            return F(y, shape, "2d")
+        new = I(y, shape, "2d", inner.onnx_dtype)
+        return DQ(new, v.scale, v.zp) if isinstance(v, DQ) else new
 
     def op_Relu(self, node, x):
         if isinstance(x, Pend):
@@ -563,10 +587,7 @@ class _Importer:
         alpha, beta = _attr(node, "alpha", 1.0), _attr(node, "beta", 1.0)
         ta, tb = _attr(node, "transA", 0), _attr(node, "transB", 0)
         if ta:
-            if isinstance(a, C):
-                a = C(a.v.T, _tq(a.q))
-            else:
-                raise self.node_err(node, "transA=1 on a runtime tensor")
+            a = C(a.v.T, _tq(a.q)) if isinstance(a, C) else self.transpose_2d(node, a)
         if tb:
             b = C(b.v.T, _tq(b.q)) if isinstance(b, C) else (b.of if isinstance(b, TView)
                                                               else TView(b))  # fmt: skip
@@ -651,14 +672,25 @@ class _Importer:
             bias = (beta * np.broadcast_to(self.const(node.input[2], node).v, (m, n))).astype(
                 np.float32
             )
-            if not np.all(bias == bias[0]):
-                raise self.node_err(node, "C that varies along M")
-            bias = bias[0]
+            if not np.all(bias == bias[0]):  # a full matrix: added by the vector engine
+                full_c, bias = bias, np.zeros(n, np.float32)
+            else:
+                full_c, bias = None, bias[0]
+        else:
+            full_c = None
         y = self.new_tensor(node.output[0], (m, 1, 1, n), self.dtype)
         post = Post(bias, np.full(n, alpha, np.float32), np.zeros(n, np.int64))
         shape = (m, n) if fa.view != "3d" else (fa.shape[0], fa.shape[1], n)
         self.layers.append(MatLayer(node.name or y.name, t, y, wlist, post, kh, kw,
                                     dtype=self.dtype, w_tensor=wt, ops=node.op_type))  # fmt: skip
+        if full_c is not None:
+            ct = self.new_tensor(node.name + ".C", (m, 1, 1, n), self.dtype)
+            self.consts.append((ct, _to_float_bits(full_c, self.dtype).reshape(m, 1, 1, n)))
+            y2 = self.new_tensor(node.output[0] + ".sum", (m, 1, 1, n), self.dtype)
+            post2 = Post(np.zeros(n, np.float32), np.ones(n, np.float32), np.zeros(n, np.int64))
+            self.layers.append(VecLayer((node.name or y.name) + ".C", "add", y, y2, post2, b=ct,
+                                        in_type=self.dtype, ops="Gemm C"))  # fmt: skip
+            y = y2
         return F(y, shape, "3d" if fa.view == "3d" else "2d")
 
     def int_matmul(self, node, a: DQ, b, c, alpha, beta):
@@ -1042,6 +1074,10 @@ def _attr(node, name, default):
         if a.name == name:
             return helper.get_attribute_value(a)
     return default
+
+
+def _named(output):
+    return helper.make_node("Transpose", ["x"], [output], name=output)
 
 
 def _no_ceil(node):

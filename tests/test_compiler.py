@@ -176,7 +176,9 @@ def test_conformance_golden_never_wrong():
     assert not bad
     passed = {r["name"] for r in results if r["result"] == "pass"}
     for name in ("test_conv_with_strides_padding", "test_maxpool_2d_pads", "test_relu",
-                 "test_globalaveragepool", "test_gemm_alpha",
+                 "test_globalaveragepool", "test_gemm_alpha", "test_gemm_all_attributes",
+                 "test_gemm_default_matrix_bias", "test_matmulinteger",
+                 "test_convinteger_with_padding",
                  "test_qlinearmatmul_2D_int8_float32",
                  "test_averagepool_2d_default"):  # fmt: skip
         assert name in passed, name

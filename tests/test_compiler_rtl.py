@@ -32,7 +32,8 @@ INT_CASES = ["test_qlinearmatmul_2D_int8_float32", "test_qlinearmatmul_2D_uint8_
              "test_qlinearconv"]  # fmt: skip
 FLOAT_CASES = ["test_conv_with_strides_and_asymmetric_padding", "test_maxpool_2d_pads",
                "test_averagepool_2d_strides", "test_globalaveragepool", "test_gemm_alpha",
-               "test_relu", "test_add"]  # fmt: skip
+               "test_relu", "test_add", "test_gemm_all_attributes",
+               "test_gemm_default_matrix_bias"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
