@@ -489,8 +489,8 @@ def gemm(
       relu)`` per output channel, M×N int8 in DRAM;
     * ``"fp16"`` / ``"bf16"`` (FP dtypes): the fp32 sums through ACT (fp32 ``scale``
       and ``bias`` bits, default 1.0 and +0.0) to 16-bit values in DRAM;
-    * ``"psum"``: the int32 / fp32 sums stay in PSUM (region ``C``): the ISA has no way to
-      move 32-bit values out of the core yet (DMA ``PSUM_STORE`` is reserved).
+    * ``"psum"``: the int32 / fp32 sums stay in PSUM (region ``C``; a DMA ``PSUM_STORE``,
+      :func:`dma_store_psum`, can move them to DRAM).
 
     Tiling: K in tiles of ``rows`` (partitions), N in tiles of ``tw = cols`` (``min(rows,
     cols)`` when ACT writes the results to SBUF partitions), M in blocks of ``block_rows``.
