@@ -25,22 +25,9 @@ from ..params import NCoreParams
 LOG = BUILD / "bench" / "chip_sim.log"
 
 
-def bench_data_parallel(
-    m=256,
-    k=256,
-    n=256,
-    params: NCoreParams | None = None,
-    *,
-    sim="verilator",
-    seed=3,
-    log=LOG,
-    verbose=True,
-) -> dict:
-    """Run the data-parallel GEMM on the chip; returns its figures (raises SystemExit on a
-    wrong result)."""
-    from ..verif.core_run import run_chip_cases
-
-    p = params or NCoreParams()
+def gemm_case(p: NCoreParams, m=256, k=256, n=256, seed=3):
+    """The data-parallel GEMM as a chip case: ``(case, parts, dram_bytes)`` with ``parts``
+    one ``(row lo, row hi, gp.gemm_stationary design)`` per core."""
     rng = np.random.default_rng(seed)
     a = rng.integers(-128, 128, (m, k), dtype=np.int8)
     b = rng.integers(-128, 128, (k, n), dtype=np.int8)
@@ -60,6 +47,26 @@ def bench_data_parallel(
     programs = [(d.program_base, len(d.program)) for _, _, d in parts]
     dram_bytes = 1 << max(16, (len(image) - 1).bit_length())
     case = {"name": "gemm-data-parallel", "dram": image, "programs": programs}
+    return case, parts, dram_bytes
+
+
+def bench_data_parallel(
+    m=256,
+    k=256,
+    n=256,
+    params: NCoreParams | None = None,
+    *,
+    sim="verilator",
+    seed=3,
+    log=LOG,
+    verbose=True,
+) -> dict:
+    """Run the data-parallel GEMM on the chip; returns its figures (raises SystemExit on a
+    wrong result)."""
+    from ..verif.core_run import run_chip_cases
+
+    p = params or NCoreParams()
+    case, parts, dram_bytes = gemm_case(p, m, k, n, seed)
     hw = run_chip_cases(p, sim, [case], dram_bytes=dram_bytes, seed=seed, log=log)[0]
     ok = True
     for (_, _, d), core in zip(parts, hw["cores"], strict=True):

@@ -16,36 +16,11 @@ import time
 
 import numpy as np
 
-from ..golden import program as gp
 from ..hw.generate import BUILD
 from ..params import NCoreParams
+from .bench_chip import gemm_case
 
 LOG = BUILD / "bench" / "fastsim.log"
-
-
-def gemm_case(p: NCoreParams, m=256, k=256, n=256, seed=3):
-    """The data-parallel GEMM as a chip case: ``(case, parts, dram_bytes)`` with ``parts``
-    one ``(row lo, row hi, gp.gemm_stationary design)`` per core."""
-    rng = np.random.default_rng(seed)
-    a = rng.integers(-128, 128, (m, k), dtype=np.int8)
-    b = rng.integers(-128, 128, (k, n), dtype=np.int8)
-    rq = {"scale": rng.integers(1, 4, n), "shift": np.full(n, 14), "bias": rng.integers(-99, 99, n)}
-    rows = -(-m // p.cores)
-    region = 0
-    parts = []
-    for c in range(p.cores):
-        lo, hi = c * rows, min(m, (c + 1) * rows)
-        d = gp.gemm_stationary(p, a[lo:hi], b, dram_base=region, **rq)
-        parts.append((lo, hi, d))
-        region = -(-len(d.dram) // 4096) * 4096
-    image = np.zeros(region, np.uint8)
-    for _, _, d in parts:
-        base = d.layout["A"].addr
-        image[base : len(d.dram)] = d.dram[base:]
-    programs = [(d.program_base, len(d.program)) for _, _, d in parts]
-    dram_bytes = 1 << max(16, (len(image) - 1).bit_length())
-    case = {"name": "gemm-data-parallel", "dram": image, "programs": programs}
-    return case, parts, dram_bytes
 
 
 def _check(parts, hw) -> bool:

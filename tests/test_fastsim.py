@@ -20,7 +20,7 @@ from ncore.golden import program as gp
 from ncore.golden.chip import Chip
 from ncore.isa import CoreError
 from ncore.params import NCoreParams
-from ncore.scripts.bench_fastsim import gemm_case
+from ncore.scripts.bench_chip import gemm_case
 from ncore.verif.fastsim import run_chip_fast
 
 P = NCoreParams()  # the default chip: 4 cores of 8×8, int8
