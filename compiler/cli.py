@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from .. import isa
-from ..params import NCoreParams, ParamError
+from ..params import NCoreParams
 from .codegen import Compiled, compile_net
 from .ir import MatLayer, Unsupported
-from .runtime import run
+from .runtime import TOLERANCE, run
 
 __all__ = ["CliError", "cmd_compile", "cmd_demo", "cmd_gemm", "cmd_run"]
 
@@ -302,8 +302,8 @@ def _run_with_bar(c, feeds, backend, bar):
 
 
 def gemm_model(m: int, k: int, n: int, dtype: str):
-    """A one-node ONNX model: int8 QLinearMatMul-free MatMulInteger-free QDQ GEMM for int8
-    (scales 1/64 in, 1/16 out), or a float MatMul."""
+    """A one-node ONNX model: a QLinearMatMul for int8 (input and weight scales 1/64,
+    output scale K/64, zero points 0), or a float MatMul."""
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
@@ -362,12 +362,6 @@ def cmd_gemm(args) -> int:
     return 0 if ok else 1
 
 
-#: Relative error (of the largest output) the float paths are held to against the fp32 ONNX
-#: reference: inputs and weights rounded to the format (2^-9 / 2^-12 relative each), fp32
-#: accumulation, output rounded once; 4x margin for cancellation in the sums.
-TOLERANCE = {"bf16": 2.0**-6, "fp16": 2.0**-9}
-
-
 # -- the make sim demo -----------------------------------------------------------------------------
 
 
@@ -410,10 +404,3 @@ def cmd_demo(args) -> int:
     ok = acc == acc_ort or abs(acc - acc_ort) * count <= 1
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
-
-
-def _check_params(args):
-    try:
-        return _params(args, None)
-    except ParamError as e:
-        raise CliError(str(e)) from None

@@ -9,7 +9,7 @@ Each case ends as one of:
 
 * ``pass`` — ran on the chip (at least one layer) and matched the expected outputs: integer
   outputs exactly (``exact``) or within one quantisation step where ONNX defines the result
-  through float rounding (``±1``); float outputs within :data:`ncore.compiler.cli.TOLERANCE`
+  through float rounding (``±1``); float outputs within :data:`ncore.compiler.runtime.TOLERANCE`
   of the largest output (bf16 by default);
 * ``host`` — the graph is only boundary conversions (a lone QuantizeLinear, a layout-only
   Reshape …), which the runtime does on the host; correct, but nothing ran on the chip;
@@ -33,14 +33,13 @@ from ..params import NCoreParams
 from .codegen import compile_net
 from .ir import Unsupported
 from .onnx_import import SUPPORTED_OPS, import_model
-from .runtime import run
+from .runtime import TOLERANCE, run
 
 __all__ = ["CASE_OPS", "Case", "cases", "check"]
 
 #: Operators whose node tests the suite runs (the lowering set; Cast/Constant/Identity are
 #: only folded or passed through).
 CASE_OPS = tuple(op for op in SUPPORTED_OPS if op not in ("Cast", "Constant", "Identity"))
-TOLERANCE = {"bf16": 2.0**-6, "fp16": 2.0**-9}
 
 
 @dataclass

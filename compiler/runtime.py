@@ -24,6 +24,11 @@ from .ir import Tensor
 
 __all__ = ["BackendMismatch", "RunResult", "from_chip", "run", "run_many", "to_chip"]
 
+#: Relative error (of the largest output) the float paths are held to against the fp32 ONNX
+#: reference: inputs and weights rounded to the format (2^-9 / 2^-12 relative each), fp32
+#: accumulation, output rounded once; 4x margin for cancellation in the sums.
+TOLERANCE = {"bf16": 2.0**-6, "fp16": 2.0**-9}
+
 BACKENDS = ("golden", "verilator", "icarus", "verilator-cocotb")
 
 
